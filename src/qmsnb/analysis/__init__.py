@@ -1,0 +1,1 @@
+"""One module per report domain: objectives, audit, risk, root cause, review."""

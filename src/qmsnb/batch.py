@@ -1,0 +1,319 @@
+"""The monthly batch: plan, prepare, execute, publish, and swap in.
+
+``run_batch`` is what ``qmsnb run`` calls:
+
+1. check the arguments and that the period has exports;
+2. (the data-quality gate decides which reports can be built — ``gate.py``);
+3. prepare the period's small tables once (:mod:`qmsnb.prepare`);
+4. execute every planned notebook × scope with the configured engine, in parallel;
+5. export every executed notebook to HTML, write the manifest and the portal;
+6. swap the staging folder in for ``outputs/<period>``: the previous output is
+   moved, whole, to ``outputs/.archive/<period>/<run id>/`` and never deleted.
+
+Everything before the swap happens in ``outputs/.staging/<run id>/``; an
+interrupted or crashed run removes its staging folder and leaves
+``outputs/<period>`` exactly as it was. A report that fails keeps its executed
+notebook (with papermill's error marker) and, if the previous run had built it,
+a copy of that previous good report, linked from the portal.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from qmsnb import io, publish
+from qmsnb.config import ORGANISATION, Params
+from qmsnb.engines import Job, JobResult, get_engine
+from qmsnb.exceptions import ExitCode, UsageError
+from qmsnb.i18n import check_lang, period_label, t
+from qmsnb.periods import Period
+
+STAGING = ".staging"
+ARCHIVE = ".archive"
+PREPARED = "prepared"
+
+
+@dataclass
+class BatchResult:
+    """What a batch run produced."""
+
+    period: str
+    run_id: str
+    folder: Path
+    portal: Path
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        statuses = {r["status"] for r in self.reports}
+        if statuses & {"failed", "timeout", "crashed"}:
+            return ExitCode.REPORTS_FAILED
+        if "blocked" in statuses:
+            return ExitCode.GATE_FAILED
+        return ExitCode.OK
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def plan(
+    params: Params,
+    period: str,
+    *,
+    departments: Sequence[str] | None = None,
+    notebooks: Sequence[str] | None = None,
+) -> list[tuple[str, str]]:
+    """The (notebook, scope) pairs to run, in portal order.
+
+    ``departments`` may include ``organisation``; without it every department and
+    the organisation-wide run are planned as ``batch.yaml`` says.
+
+    Raises:
+        UsageError: an unknown department or notebook.
+    """
+    for dept in departments or ():
+        if dept != ORGANISATION:
+            params.department(dept)
+    for nb in notebooks or ():
+        if nb not in params.notebooks:
+            raise UsageError(
+                "error.unknown_notebook", value=nb, known=", ".join(params.notebooks)
+            )
+    pairs = []
+    for nb in params.batch.notebooks:
+        if notebooks and nb.id not in notebooks:
+            continue
+        scopes: list[str] = []
+        if "organisation" in nb.scope:
+            scopes.append(ORGANISATION)
+        if "department" in nb.scope:
+            scopes.extend(nb.departments or params.departments)
+        for scope in scopes:
+            if departments and scope not in departments:
+                continue
+            pairs.append((nb.id, scope))
+    return pairs
+
+
+def _jobs(
+    params: Params, period: str, lang: str, pairs: Sequence[tuple[str, str]], staging: Path
+) -> list[Job]:
+    jobs = []
+    for notebook, scope in pairs:
+        spec = params.notebooks[notebook]
+        ipynb, _ = publish.report_paths(staging, scope, notebook)
+        io.ensure_dir(ipynb.parent)
+        jobs.append(
+            Job(
+                notebook=notebook,
+                department=scope,
+                source=str(params.path(spec.path)),
+                output=str(ipynb),
+                parameters={
+                    "period": period,
+                    "department": scope,
+                    "lang": lang,
+                    "params_dir": str(params.folder),
+                    "prepared_dir": f"../{PREPARED}",
+                },
+                timeout=spec.timeout_seconds or params.batch.timeout_seconds,
+                kernel_name=params.batch.kernel_name,
+                cwd=str(ipynb.parent),
+            )
+        )
+    return jobs
+
+
+def _progress(total: int, lang: str) -> tuple[Callable[[JobResult], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="report", file=sys.stderr, disable=not sys.stderr.isatty(),
+               desc=t("run.progress", lang))
+
+    def done(result: JobResult) -> None:
+        bar.update(1)
+        if bar.disable:
+            print(
+                t("run.job_done", lang, scope=result.job.department, report=result.job.notebook,
+                  status=result.status, seconds=f"{result.seconds:.1f}"),
+                file=sys.stderr,
+            )
+
+    return done, bar.close
+
+
+def _previous_manifest(target: Path) -> dict[str, Any] | None:
+    manifest = target / "manifest.json"
+    return io.read_json(manifest) if manifest.is_file() else None
+
+
+def _carry_forward(
+    report: dict[str, Any], previous: dict[str, Any] | None, target: Path, staging: Path
+) -> None:
+    """Copy the previous good HTML of a report that did not build this time."""
+    if previous is None:
+        return
+    for old in previous.get("reports", []):
+        same = old["department"] == report["department"] and old["notebook"] == report["notebook"]
+        if not same:
+            continue
+        source = old.get("html") if old["status"] == "ok" else old.get("previous")
+        if source and (target / source).is_file():
+            dest = staging / report["department"] / f"{report['notebook']}.previous.html"
+            io.copy_file(target / source, dest)
+            report["previous"] = publish.relative(dest, staging)
+            report["previous_run"] = old.get("previous_run") or previous.get("run_id")
+        return
+
+
+def swap_in(staging: Path, target: Path, archive_root: Path) -> Path | None:
+    """Move the current output (if any) to the archive, then staging to its place."""
+    archived = None
+    if target.exists():
+        old = _previous_manifest(target)
+        old_id = old.get("run_id") if old else f"unknown-{int(target.stat().st_mtime)}"
+        archived = archive_root / target.name / str(old_id)
+        if archived.exists():
+            archived = archived.with_name(f"{archived.name}-{secrets.token_hex(2)}")
+        io.move(target, archived)
+    io.move(staging, target)
+    return archived
+
+
+def run_batch(
+    params: Params,
+    period: str,
+    *,
+    departments: Sequence[str] | None = None,
+    notebooks: Sequence[str] | None = None,
+    jobs: int | None = None,
+    lang: str | None = None,
+    engine: str | None = None,
+    before_swap: Callable[[Path], None] | None = None,
+) -> BatchResult:
+    """Run the batch for one period (see the module docstring).
+
+    Args:
+        before_swap: called with the staging folder just before it is swapped in
+            (tests use it to simulate an interruption).
+
+    Raises:
+        UsageError: bad arguments or no exports for the period.
+        DataError: an export or register cannot be read.
+    """
+    from qmsnb import prepare
+
+    period = str(Period.parse(period))
+    language = check_lang(lang or params.organisation.report_language)
+    pairs = plan(params, period, departments=departments, notebooks=notebooks)
+    prepare.check_period_exists(params, period)
+    runner = get_engine(engine or params.batch.engine)
+    out_root = params.output_dir
+    run_id = new_run_id()
+    staging = out_root / STAGING / run_id
+    target = out_root / period
+    started, started_at = time.monotonic(), datetime.now()
+    io.ensure_dir(staging)
+    try:
+        meta = prepare.prepare(params, period, staging / PREPARED)
+        publish.write_assets(staging / publish.ASSETS)
+        job_list = _jobs(params, period, language, pairs, staging)
+        on_done, close = _progress(len(job_list), language)
+        try:
+            results = runner.run(job_list, jobs or params.batch.jobs, on_done)
+        finally:
+            close()
+        previous = _previous_manifest(target)
+        reports = []
+        footer_time = datetime.now().strftime("%Y-%m-%d %H:%M")
+        for result in results:
+            job = result.job
+            ipynb, html = publish.report_paths(staging, job.department, job.notebook)
+            spec = params.notebooks[job.notebook]
+            report: dict[str, Any] = {
+                "notebook": job.notebook,
+                "department": job.department,
+                "status": result.status,
+                "seconds": round(result.seconds, 2),
+                "error": result.error,
+                "cell": result.cell,
+                "ipynb": publish.relative(ipynb, staging) if ipynb.is_file() else None,
+                "html": None,
+            }
+            if ipynb.is_file():
+                title = " · ".join(
+                    (spec.title(language), params.department_name(job.department, language),
+                     period_label(period, language))
+                )
+                publish.export_report(
+                    ipynb, html, title=title, lang=language,
+                    footer=t("report.generated", language, time=footer_time,
+                             version=publish.versions().get("qmsnb", "")),
+                )
+                report["html"] = publish.relative(html, staging)
+            if result.status != "ok":
+                _carry_forward(report, previous, target, staging)
+            reports.append(report)
+        finished = datetime.now()
+        manifest = {
+            "run_id": run_id,
+            "period": period,
+            "lang": language,
+            "engine": runner.name,
+            "workers": jobs or params.batch.jobs,
+            "started": started_at.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 2),
+            "params": {
+                "folder": str(params.folder),
+                "files": {
+                    f.name: io.sha256_file(f) for f in sorted(params.folder.glob("*.yaml"))
+                },
+            },
+            "inputs": meta["inputs"],
+            "months": meta["months"],
+            "versions": publish.versions(),
+            "reports": reports,
+            "banners": [],
+            "previous_run": previous.get("run_id") if previous else None,
+        }
+        io.write_json(staging / "manifest.json", manifest)
+        portal = publish.render_portal(staging, manifest, params, language)
+        bad = publish.check_offline(staging)
+        if bad:
+            from qmsnb.exceptions import PublishError
+
+            raise PublishError("error.publish.external", file=bad[0][0], urls=", ".join(bad[0][1][:5]))
+        if before_swap is not None:
+            before_swap(staging)
+        swap_in(staging, target, out_root / ARCHIVE)
+    except BaseException:
+        io.remove_tree(staging)
+        raise
+    publish.render_periods_index(out_root, params, language)
+    return BatchResult(
+        period=period,
+        run_id=run_id,
+        folder=target,
+        portal=target / portal.relative_to(staging),
+        reports=reports,
+        manifest=manifest,
+    )
+
+
+def staging_leftovers(params: Params) -> list[Path]:
+    """Staging folders of runs that were killed hard (a later run may clean them)."""
+    root = params.output_dir / STAGING
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and os.access(p, os.W_OK)]

@@ -1,0 +1,222 @@
+"""Plotly figure factories in one house style.
+
+Factories take plain data (frames, lists) and already-translated labels and
+return ``go.Figure`` objects; they never read files or know about periods. The
+style: white background, a CJK-capable font stack, status colours shared with
+the tables, targets as dashed grey lines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from qmsnb.display import STATUS_COLOURS
+
+FONT = "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, Arial, sans-serif"
+LINE = "#1a73e8"
+TARGET = "#616161"
+LIMIT = "#9e9e9e"
+
+
+def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Apply the house style."""
+    fig.update_layout(
+        template="plotly_white",
+        font={"family": FONT, "size": 12},
+        title={"text": title, "x": 0, "xanchor": "left"} if title else None,
+        margin={"l": 50, "r": 20, "t": 60 if title else 30, "b": 40},
+        height=height,
+        legend={"orientation": "h", "y": -0.12},
+        hoverlabel={"font": {"family": FONT}},
+    )
+    return fig
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One small-multiple panel: a series against a target, with optional limits."""
+
+    title: str
+    x: Sequence[str]
+    y: Sequence[float]
+    status: Sequence[str]
+    target: float | None = None
+    centre: float | None = None
+    lower: Sequence[float] | None = None
+    upper: Sequence[float] | None = None
+    signals: Sequence[bool] | None = None
+    unit: str = "%"
+
+
+def _grid(count: int, columns: int) -> tuple[int, int]:
+    cols = min(columns, max(1, count))
+    return math.ceil(count / cols), cols
+
+
+def small_multiples(
+    panels: Sequence[Panel],
+    title: str,
+    labels: dict[str, str],
+    columns: int = 3,
+    panel_height: int = 230,
+) -> go.Figure:
+    """A grid of trend panels: value (markers coloured by status), target, limits.
+
+    Args:
+        labels: translated legend names for ``value``, ``target``, ``centre``,
+            ``limits`` and ``signal``.
+    """
+    rows, cols = _grid(len(panels), columns)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[p.title for p in panels],
+        vertical_spacing=min(0.12, 0.6 / max(rows, 1)),
+        horizontal_spacing=0.07,
+    )
+    for index, panel in enumerate(panels):
+        row, col = index // cols + 1, index % cols + 1
+        first = index == 0
+        colours = [STATUS_COLOURS.get(s, LINE) for s in panel.status]
+        if panel.lower is not None and panel.upper is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=list(panel.x), y=list(panel.upper), mode="lines",
+                    line={"color": LIMIT, "width": 1, "shape": "hvh", "dash": "dot"},
+                    name=labels["limits"], legendgroup="limits", showlegend=first,
+                    hoverinfo="skip",
+                ),
+                row=row, col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=list(panel.x), y=list(panel.lower), mode="lines",
+                    line={"color": LIMIT, "width": 1, "shape": "hvh", "dash": "dot"},
+                    name=labels["limits"], legendgroup="limits", showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=row, col=col,
+            )
+        if panel.centre is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=list(panel.x), y=[panel.centre] * len(panel.x), mode="lines",
+                    line={"color": LIMIT, "width": 1},
+                    name=labels["centre"], legendgroup="centre", showlegend=first,
+                    hoverinfo="skip",
+                ),
+                row=row, col=col,
+            )
+        if panel.target is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=list(panel.x), y=[panel.target] * len(panel.x), mode="lines",
+                    line={"color": TARGET, "width": 1.5, "dash": "dash"},
+                    name=labels["target"], legendgroup="target", showlegend=first,
+                    hovertemplate=f"{labels['target']}: %{{y:.2f}}{panel.unit}<extra></extra>",
+                ),
+                row=row, col=col,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=list(panel.x), y=list(panel.y), mode="lines+markers",
+                line={"color": LINE, "width": 2},
+                marker={"color": colours, "size": 8, "line": {"color": "white", "width": 1}},
+                name=labels["value"], legendgroup="value", showlegend=first,
+                hovertemplate=f"%{{x}}: %{{y:.2f}}{panel.unit}<extra></extra>",
+            ),
+            row=row, col=col,
+        )
+        if panel.signals is not None and any(panel.signals):
+            xs = [x for x, s in zip(panel.x, panel.signals, strict=True) if s]
+            ys = [y for y, s in zip(panel.y, panel.signals, strict=True) if s]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="markers",
+                    marker={"symbol": "circle-open", "size": 15, "color": STATUS_COLOURS["red"],
+                            "line": {"width": 2}},
+                    name=labels["signal"], legendgroup="signal",
+                    showlegend=not any(
+                        getattr(t, "legendgroup", None) == "signal" for t in fig.data
+                    ),
+                    hoverinfo="skip",
+                ),
+                row=row, col=col,
+            )
+    fig.update_annotations(font={"size": 12, "family": FONT})
+    fig.update_xaxes(tickangle=-45, tickfont={"size": 9})
+    fig.update_yaxes(tickfont={"size": 9}, ticksuffix=panels[0].unit if panels else "")
+    return style(fig, title, height=max(300, rows * panel_height + 90))
+
+
+def status_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    status: np.ndarray,
+    text: np.ndarray,
+    title: str,
+    status_labels: dict[str, str],
+) -> go.Figure:
+    """A grid of cells coloured by status (red/yellow/green/no data) with value text."""
+    order = ["no_data", "small_base", "red", "yellow", "green"]
+    codes = np.vectorize(lambda s: order.index(s) if s in order else 0)(status).astype(float)
+    scale = []
+    for i, name in enumerate(order):
+        scale += [[i / len(order), STATUS_COLOURS[name]], [(i + 1) / len(order), STATUS_COLOURS[name]]]
+    label_grid = np.vectorize(lambda s: status_labels.get(s, s))(status)
+    fig = go.Figure(
+        go.Heatmap(
+            z=codes,
+            x=list(columns),
+            y=list(rows),
+            zmin=0,
+            zmax=len(order),
+            colorscale=scale,
+            showscale=False,
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 11, "color": "white"},
+            customdata=label_grid,
+            hovertemplate="%{y} · %{x}<br>%{text} (%{customdata})<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_xaxes(side="top", tickangle=-35)
+    fig.update_yaxes(autorange="reversed")
+    return style(fig, title, height=max(320, 38 * len(rows) + 200))
+
+
+def bar_with_target(
+    x: Sequence[str],
+    y: Sequence[float],
+    status: Sequence[str],
+    target: Sequence[float | None],
+    title: str,
+    labels: dict[str, str],
+    unit: str = "%",
+) -> go.Figure:
+    """Bars coloured by status with the target of each bar as a dash marker."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=list(x), y=list(y), name=labels["value"],
+            marker={"color": [STATUS_COLOURS.get(s, LINE) for s in status]},
+            hovertemplate=f"%{{x}}: %{{y:.2f}}{unit}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=list(x), y=list(target), mode="markers", name=labels["target"],
+            marker={"symbol": "line-ew-open", "size": 28, "color": TARGET, "line": {"width": 3}},
+            hovertemplate=f"{labels['target']}: %{{y:.2f}}{unit}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(ticksuffix=unit)
+    return style(fig, title, height=380)

@@ -1,0 +1,195 @@
+"""The ``qmsnb`` command. It only translates: parse arguments, call one library
+function, and turn known errors into a plain message and an exit code.
+
+Exit codes (also in the README): 0 all reports built; 1 some reports failed;
+2 bad input (parameters, arguments, unreadable export); 3 the data-quality gate
+blocked reports; 70 internal error; 130 interrupted. Tracebacks only with
+``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from qmsnb.exceptions import ExitCode, QmsnbError
+from qmsnb.i18n import LANGS, t
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+
+
+def command(name: str, help_key: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]]:
+    """Register a subcommand: the decorated function adds its arguments; ``run_<name>`` runs it."""
+
+    def deco(add_args: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
+        COMMANDS[name] = (add_args, globals()[f"run_{name}"], help_key)
+        return add_args
+
+    return deco
+
+
+def _message_lang(args: argparse.Namespace | None) -> str:
+    if args is not None and getattr(args, "lang", None):
+        return args.lang
+    env = os.environ.get("QMSNB_LANG")
+    if env in LANGS:
+        return env
+    if args is not None:
+        try:
+            from qmsnb.config import load_params
+
+            return load_params(args.params).organisation.report_language
+        except Exception:  # params unreadable: fall back to the locale
+            pass
+    return "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
+
+
+def _params(args: argparse.Namespace):  # -> Params
+    from qmsnb.config import load_params
+
+    return load_params(args.params)
+
+
+# ---------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------
+def run_demo(args: argparse.Namespace) -> int:
+    from qmsnb import demo, io
+
+    params = _params(args)
+    out = Path(args.out) if args.out else params.data_dir
+    marker = out / ".qmsnb-demo"
+    if out.exists() and any(out.iterdir()) and not marker.is_file():
+        raise QmsnbError("error.demo.not_empty", folder=str(out))
+    spec = demo.DemoSpec(
+        end=args.end, months=args.months, calls_per_month=args.calls_per_month,
+        seed=args.seed, calls_format=args.calls_format,
+    )
+    files = demo.build(params, out, spec)
+    io.write_text(marker, "Written by `qmsnb demo`; safe to regenerate.\n")
+    print(t("demo.done", args.msg_lang, count=len(files), folder=str(out), end=args.end))
+    return 0
+
+
+@command("demo", "cli.demo")
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="folder for the demo data (default: data_dir of params)")
+    p.add_argument("--end", default="2026-10", help="last month (YYYY-MM)")
+    p.add_argument("--months", type=int, default=12)
+    p.add_argument("--calls-per-month", type=int, default=20_000)
+    p.add_argument("--calls-format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--seed", type=int, default=20261031)
+
+
+# ---------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------
+def run_run(args: argparse.Namespace) -> int:
+    from qmsnb.batch import run_batch
+
+    params = _params(args)
+    result = run_batch(
+        params,
+        args.period,
+        departments=args.department,
+        notebooks=args.notebook,
+        jobs=args.jobs,
+        lang=args.lang,
+        engine=args.engine,
+    )
+    counts: dict[str, int] = {}
+    for report in result.reports:
+        counts[report["status"]] = counts.get(report["status"], 0) + 1
+    lang = args.msg_lang
+    print(t("run.summary", lang, period=result.period, total=len(result.reports),
+            ok=counts.get("ok", 0), failed=sum(v for k, v in counts.items() if k not in ("ok", "blocked")),
+            blocked=counts.get("blocked", 0)))
+    print(t("run.portal", lang))
+    print(result.portal.resolve())
+    return int(result.exit_code)
+
+
+@command("run", "cli.run")
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--department", action="append", help="department id (repeatable); 'organisation' for the org-wide reports")
+    p.add_argument("--notebook", action="append", help="notebook id (repeatable)")
+    p.add_argument("--jobs", type=int, help="parallel workers (default from params/batch.yaml)")
+    p.add_argument("--engine", help="execution engine (default from params/batch.yaml)")
+
+
+# ---------------------------------------------------------------------------
+# contract
+# ---------------------------------------------------------------------------
+def run_contract(args: argparse.Namespace) -> int:
+    from qmsnb.docs import contract_markdown
+
+    print(contract_markdown())
+    return 0
+
+
+@command("contract", "cli.contract")
+def _contract_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------------
+# lab
+# ---------------------------------------------------------------------------
+def run_lab(args: argparse.Namespace) -> int:
+    params = _params(args)
+    env = {**os.environ, "QMSNB_PARAMS": str(params.folder)}
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={params.root / 'notebooks'}"]
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # pragma: no cover
+
+
+@command("lab", "cli.lab")
+def _lab_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lang = os.environ.get("QMSNB_LANG", "en")
+    lang = lang if lang in LANGS else "en"
+    parser = argparse.ArgumentParser(prog="qmsnb", description=t("cli.description", lang))
+    parser.add_argument("--params", default="params", help="parameter folder (default: ./params)")
+    parser.add_argument("--lang", choices=LANGS, help="language of reports and messages")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"qmsnb {__import__('qmsnb').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, func, help_key) in COMMANDS.items():
+        p = sub.add_parser(name, help=t(help_key, lang))
+        add_args(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.msg_lang = _message_lang(args)
+    try:
+        return args.func(args)
+    except QmsnbError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(exc.message(args.msg_lang), file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(t("error.interrupted", args.msg_lang), file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug, not a user error
+        if args.verbose:
+            traceback.print_exc()
+        print(t("error.internal", args.msg_lang, problem=f"{type(exc).__name__}: {exc}"), file=sys.stderr)
+        return int(ExitCode.PROGRAM_ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""Parameters: ``params/*.yaml`` parsed once into typed, frozen objects.
+
+Three files make up the parameters of one quality office:
+
+* ``organisation.yaml``: the organisation, its departments (ASCII id, zh/en names,
+  the names its exports and registers use for it), complaint categories, the report
+  language and where data and outputs live;
+* ``kpis.yaml``: the KPI catalogue (seeded from the process register's targets) and
+  the status rules (yellow margin, early-warning months);
+* ``batch.yaml``: the batch plan (which notebooks run per department and which once
+  for the whole organisation), engine, workers and timeouts.
+
+Unknown keys, bad values and references to unknown departments, datasets or
+notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qmsnb.exceptions import ConfigError, UsageError
+from qmsnb.i18n import Lang, pick
+
+#: The reserved id under which organisation-wide reports are filed.
+ORGANISATION = "organisation"
+
+#: Department ids are ASCII slugs: they become folder names, so they can never
+#: contain a path separator or ``..``.
+DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+Scalar = str | int | float | bool | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Names(_Model):
+    """A name in both report languages."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def __call__(self, lang: str) -> str:
+        return pick(self.model_dump(), lang)
+
+
+class Department(_Model):
+    """One department: an ASCII id for files and links, names for people."""
+
+    id: str
+    name: Names
+    aliases: tuple[str, ...] = ()
+    head: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if value == ORGANISATION or not DEPARTMENT_ID.match(value):
+            raise ValueError("department_id")
+        return value
+
+
+class Category(_Model):
+    """A complaint category with its subcategories."""
+
+    id: str
+    name: Names
+    subcategories: dict[str, Names] = {}
+
+
+class Organisation(_Model):
+    """``organisation.yaml``."""
+
+    name: Names
+    report_language: Lang = "zh"
+    data_dir: str = "data"
+    output_dir: str = "outputs"
+    registers_dir: str = "data/registers"
+    records_url: str | None = None
+    departments: tuple[Department, ...] = Field(min_length=1)
+    complaint_categories: tuple[Category, ...] = ()
+
+    @field_validator("departments")
+    @classmethod
+    def _unique(cls, value: tuple[Department, ...]) -> tuple[Department, ...]:
+        seen: set[str] = set()
+        for dept in value:
+            if dept.id in seen:
+                raise ValueError(f"duplicate department id {dept.id}")
+            seen.add(dept.id)
+        return value
+
+
+class RatioMeasure(_Model):
+    """A ratio over an export: rows matching ``where`` (denominator), of which
+    those also matching ``numerator`` are the numerator."""
+
+    kind: Literal["ratio"]
+    dataset: str
+    where: dict[str, Scalar | list[Scalar]] = {}
+    numerator: dict[str, Scalar | list[Scalar]] = Field(min_length=1)
+
+
+class ManualMeasure(_Model):
+    """A value reported by hand each month in ``monthly_indicators``."""
+
+    kind: Literal["manual"]
+    dataset: Literal["monthly_indicators"] = "monthly_indicators"
+    indicator: str
+
+
+Measure = Annotated[RatioMeasure | ManualMeasure, Field(discriminator="kind")]
+
+
+class Kpi(_Model):
+    """One indicator of the catalogue."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,59}$")
+    name: Names
+    printed_names: tuple[str, ...] = ()
+    condition: Literal["账期", "非账期"] | None = None
+    processes: tuple[str, ...] = ()
+    clauses: tuple[str, ...] = ()
+    owner: str = ""
+    direction: Literal[">=", "<="]
+    target: float
+    unit: Literal["%", "count"] = "%"
+    min_base: int = Field(default=0, ge=0)
+    departments: tuple[str, ...] | None = None
+    measure: Measure
+
+    def meets(self, value: float) -> bool:
+        """Whether ``value`` meets the target in the KPI's direction."""
+        return value >= self.target if self.direction == ">=" else value <= self.target
+
+
+class StatusRules(_Model):
+    """How values become red / yellow / green and when warnings are raised."""
+
+    yellow_margin: float = Field(default=2.0, ge=0)
+    warning_months: int = Field(default=2, ge=1)
+    support_months: int = Field(default=3, ge=1)
+    trend_months: int = Field(default=12, ge=3, le=36)
+
+
+class KpiCatalogue(_Model):
+    """``kpis.yaml``."""
+
+    status: StatusRules = StatusRules()
+    kpis: tuple[Kpi, ...] = Field(min_length=1)
+
+    @field_validator("kpis")
+    @classmethod
+    def _unique(cls, value: tuple[Kpi, ...]) -> tuple[Kpi, ...]:
+        ids = [k.id for k in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate KPI id {', '.join(dupes)}")
+        return value
+
+
+class NotebookPlan(_Model):
+    """One notebook of the batch plan."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,59}$")
+    path: str
+    title: Names
+    scope: tuple[Literal["department", "organisation"], ...] = Field(min_length=1)
+    departments: tuple[str, ...] | None = None
+    needs: tuple[str, ...] = ()
+    timeout_seconds: int | None = Field(default=None, ge=10)
+
+
+class BatchPlan(_Model):
+    """``batch.yaml``."""
+
+    engine: str = "papermill"
+    jobs: int = Field(default=2, ge=1, le=64)
+    timeout_seconds: int = Field(default=600, ge=10)
+    kernel_name: str = "python3"
+    notebooks: tuple[NotebookPlan, ...] = Field(min_length=1)
+
+
+_FILES: dict[str, type[_Model]] = {
+    "organisation.yaml": Organisation,
+    "kpis.yaml": KpiCatalogue,
+    "batch.yaml": BatchPlan,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters of one quality office, with the folder they came from."""
+
+    root: Path
+    folder: Path
+    organisation: Organisation
+    catalogue: KpiCatalogue
+    batch: BatchPlan
+
+    # -- lookups ---------------------------------------------------------------
+    @cached_property
+    def departments(self) -> dict[str, Department]:
+        return {d.id: d for d in self.organisation.departments}
+
+    @cached_property
+    def kpis(self) -> dict[str, Kpi]:
+        return {k.id: k for k in self.catalogue.kpis}
+
+    @cached_property
+    def notebooks(self) -> dict[str, NotebookPlan]:
+        return {n.id: n for n in self.batch.notebooks}
+
+    @cached_property
+    def department_aliases(self) -> dict[str, str]:
+        """Every name a department goes by (id, zh, en, aliases) → its id."""
+        table: dict[str, str] = {}
+        for dept in self.organisation.departments:
+            for name in (dept.id, dept.name.zh, dept.name.en, *dept.aliases):
+                table[name.strip()] = dept.id
+                table[name.strip().lower()] = dept.id
+        return table
+
+    @cached_property
+    def _lookups(self) -> dict[str, dict[str, str]]:
+        categories: dict[str, str] = {}
+        subcategories: dict[str, str] = {}
+        for cat in self.organisation.complaint_categories:
+            for name in (cat.id, cat.name.zh, cat.name.en):
+                categories[name] = cat.id
+                categories[name.lower()] = cat.id
+            for sub_id, names in cat.subcategories.items():
+                for name in (sub_id, names.zh, names.en):
+                    subcategories[name] = sub_id
+                    subcategories[name.lower()] = sub_id
+        return {
+            "departments": self.department_aliases,
+            "complaint_categories": categories,
+            "complaint_subcategories": subcategories,
+        }
+
+    def lookup(self, name: str) -> dict[str, str]:
+        """Name or alias → id for a params table used by the data contract."""
+        return self._lookups[name]
+
+    def department(self, dept_id: str) -> Department:
+        """The department with ``dept_id``; a UsageError listing the known ids otherwise."""
+        try:
+            return self.departments[dept_id]
+        except KeyError:
+            raise UsageError(
+                "error.unknown_department", value=dept_id, known=", ".join(self.departments)
+            ) from None
+
+    def department_name(self, dept_id: str, lang: str) -> str:
+        """The department's name, or the organisation's name for the org-wide scope."""
+        if dept_id == ORGANISATION:
+            return self.organisation.name(lang)
+        return self.department(dept_id).name(lang)
+
+    def path(self, relative: str) -> Path:
+        """A path from params, resolved against the project root."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.organisation.data_dir)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path(self.organisation.output_dir)
+
+    @property
+    def registers_dir(self) -> Path:
+        return self.path(self.organisation.registers_dir)
+
+
+def _location(loc: Iterable[Any]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _named_location(data: Any, loc: tuple[Any, ...]) -> str:
+    """``departments[2].id`` → ``departments[2] (id: sales).id`` when the item has an id."""
+    text = _location(loc)
+    node = data
+    for depth, item in enumerate(loc):
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(item, int) and isinstance(node, dict) and "id" in node:
+            head = _location(loc[: depth + 1])
+            return f"{head} (id: {node['id']})" + text[len(head) :]
+    return text
+
+
+def _raise_validation(file: Path, data: Any, exc: ValidationError) -> None:
+    err = exc.errors()[0]
+    where = _named_location(data, tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        raise ConfigError("error.config.unknown_key", file=str(file), key=where) from None
+    if kind == "missing":
+        raise ConfigError("error.config.missing_key", file=str(file), key=where) from None
+    if kind == "value_error" and "department_id" in str(err.get("msg", "")):
+        raise ConfigError(
+            "error.config.department_id", file=str(file), key=where, value=err.get("input")
+        ) from None
+    raise ConfigError(
+        "error.config.bad_value",
+        file=str(file),
+        key=where,
+        value=repr(err.get("input"))[:80],
+        problem=str(err.get("msg", "")),
+    ) from None
+
+
+def _read_yaml(file: Path) -> Any:
+    if not file.is_file():
+        raise ConfigError("error.config.missing_file", file=str(file))
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("error.config.encoding", file=str(file)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else "?"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError("error.config.yaml", file=str(file), line=line, problem=problem) from None
+
+
+def _parse(file: Path, model: type[_Model]) -> Any:
+    data = _read_yaml(file)
+    if not isinstance(data, dict):
+        raise ConfigError("error.config.not_mapping", file=str(file))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(file, data, exc)
+
+
+def _check_references(params: Params) -> None:
+    """Cross-file checks: every department, dataset and notebook named exists."""
+    known = set(params.departments)
+    from qmsnb.contract import DATASETS
+
+    kpi_file = params.folder / "kpis.yaml"
+    for index, kpi in enumerate(params.catalogue.kpis):
+        for dept in kpi.departments or ():
+            if dept not in known:
+                raise ConfigError(
+                    "error.config.unknown_department",
+                    file=str(kpi_file),
+                    key=f"kpis[{index}] (id: {kpi.id}).departments",
+                    value=dept,
+                    known=", ".join(sorted(known)),
+                )
+        if kpi.measure.dataset not in DATASETS:
+            raise ConfigError(
+                "error.config.unknown_dataset",
+                file=str(kpi_file),
+                key=f"kpis[{index}] (id: {kpi.id}).measure.dataset",
+                value=kpi.measure.dataset,
+                known=", ".join(sorted(DATASETS)),
+            )
+        if isinstance(kpi.measure, RatioMeasure):
+            columns = DATASETS[kpi.measure.dataset].column_names
+            for part in ("where", "numerator"):
+                for column in getattr(kpi.measure, part):
+                    if column not in columns:
+                        raise ConfigError(
+                            "error.config.unknown_column",
+                            file=str(kpi_file),
+                            key=f"kpis[{index}] (id: {kpi.id}).measure.{part}.{column}",
+                            value=column,
+                            known=", ".join(columns),
+                        )
+    batch_file = params.folder / "batch.yaml"
+    for index, nb in enumerate(params.batch.notebooks):
+        for dept in nb.departments or ():
+            if dept not in known:
+                raise ConfigError(
+                    "error.config.unknown_department",
+                    file=str(batch_file),
+                    key=f"notebooks[{index}] (id: {nb.id}).departments",
+                    value=dept,
+                    known=", ".join(sorted(known)),
+                )
+        for dataset in nb.needs:
+            if dataset not in DATASETS:
+                raise ConfigError(
+                    "error.config.unknown_dataset",
+                    file=str(batch_file),
+                    key=f"notebooks[{index}] (id: {nb.id}).needs",
+                    value=dataset,
+                    known=", ".join(sorted(DATASETS)),
+                )
+        if not params.path(nb.path).is_file():
+            raise ConfigError(
+                "error.config.missing_notebook",
+                file=str(batch_file),
+                key=f"notebooks[{index}] (id: {nb.id}).path",
+                value=nb.path,
+            )
+
+
+def load_params(folder: str | Path = "params", root: str | Path | None = None) -> Params:
+    """Parse and cross-check the parameter files in ``folder``.
+
+    Args:
+        folder: the params folder (``params/`` of the project by default).
+        root: the project root that relative paths in the params are resolved
+            against; the parent of ``folder`` by default.
+
+    Raises:
+        ConfigError: a file is missing or malformed, a key is unknown, a value is
+            bad, or a reference points at nothing. The message names file and key.
+    """
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ConfigError("error.config.missing_folder", file=str(folder))
+    parsed = {name: _parse(folder / name, model) for name, model in _FILES.items()}
+    params = Params(
+        root=Path(root).resolve() if root is not None else folder.parent,
+        folder=folder,
+        organisation=parsed["organisation.yaml"],
+        catalogue=parsed["kpis.yaml"],
+        batch=parsed["batch.yaml"],
+    )
+    _check_references(params)
+    return params

@@ -1,0 +1,491 @@
+"""The data contract: every dataset qmsnb reads, its columns, types, headers and keys.
+
+This module is the single declaration of what an export or a register must look
+like. ``docs/data-contract.md`` is generated from it (``qmsnb contract --markdown``)
+and the loader (:mod:`qmsnb.io`) and the gate read it. Datasets live in a registry
+(:data:`DATASETS`, :func:`register`), so a new export is one declaration.
+
+Headers may be written as the column id, its Chinese header or its English label
+(case and surrounding spaces ignored). Enumerated values may be written as the
+canonical id, the Chinese or the English label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+DType = Literal["str", "int", "float", "bool", "datetime", "date", "period"]
+Kind = Literal["export", "register"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a dataset.
+
+    Attributes:
+        name: canonical id used in code and params (ASCII).
+        zh: the Chinese header a Chinese export uses.
+        en: the English header / label.
+        dtype: the type values are converted to.
+        required: the column must be present in the file.
+        nullable: empty cells are allowed.
+        values: allowed values, canonical id → (zh label, en label).
+        minimum, maximum: inclusive numeric range.
+        aliases: further header names seen in real exports.
+        lookup: the values come from a table in params (``departments``,
+            ``complaint_categories``, ``complaint_subcategories``): ids, names and
+            aliases are accepted and stored as ids.
+    """
+
+    name: str
+    zh: str
+    en: str
+    dtype: DType = "str"
+    required: bool = True
+    nullable: bool = False
+    values: dict[str, tuple[str, str]] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    aliases: tuple[str, ...] = ()
+    lookup: str | None = None
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        return (self.name, self.zh, self.en, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A column computed from others after loading (never read from the file).
+
+    KPI definitions may filter on derived columns like on any other column.
+    """
+
+    name: str
+    zh: str
+    en: str
+    dtype: DType
+    compute: Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One export (per period) or register (kept by the quality office)."""
+
+    id: str
+    zh: str
+    en: str
+    kind: Kind
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    period_column: str | None = None
+    description_en: str = ""
+    description_zh: str = ""
+    file_names: tuple[str, ...] = field(default=())
+    derived: tuple[Derived, ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Columns of the file and the derived ones (what KPI filters may use)."""
+        return tuple(c.name for c in self.columns) + tuple(d.name for d in self.derived)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        """File names (without extension) this dataset is found under."""
+        return (self.id, self.zh, *self.file_names)
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    """Add a dataset to the contract (ids are unique)."""
+    if dataset.id in DATASETS:
+        raise ValueError(f"dataset {dataset.id} registered twice")
+    DATASETS[dataset.id] = dataset
+    return dataset
+
+
+def _rated(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda df: df[column].notna()
+
+
+def _satisfied(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    # A score of 4 or 5 on the 1-5 scale counts as satisfied (满意 / 比较满意).
+    return lambda df: (df[column] >= 4).where(df[column].notna(), pd.NA).astype("boolean")
+
+
+def _closed_on_time(df: pd.DataFrame) -> pd.Series:
+    # Closed no later than its deadline; a ticket still open is not closed on time.
+    return (df["closed_at"].notna() & (df["closed_at"] <= df["due_at"])).astype("boolean")
+
+
+QUEUES = {"normal": ("普通", "Normal"), "vip": ("VIP", "VIP"), "night": ("夜间", "Night")}
+CHANNELS = {
+    "hotline": ("热线", "Hotline"),
+    "online": ("网上营业厅", "Online"),
+    "app": ("手机营业厅", "App"),
+    "letter": ("信函", "Letter"),
+    "regulator": ("工信部申诉", "Regulator appeal"),
+}
+CALLBACK_TYPES = {
+    "service": ("服务回访", "Service callback"),
+    "install_repair": ("装移修回访", "Install/repair callback"),
+}
+INDICATORS = {
+    "training_pass_rate": ("新员工培训合格率", "New-staff training pass rate"),
+    "staff_turnover": ("人员流失率", "Staff turnover"),
+    "supplier_first_pass": ("供方一次交验合格率", "Supplier first-pass acceptance"),
+    "scenario_library_usage": ("员工场景预案库使用率", "Scenario-library usage"),
+    "headcount": ("在岗人数", "Headcount"),
+}
+GRADES = {
+    "major": ("严重不符合", "Major nonconformity"),
+    "minor": ("一般不符合", "Minor nonconformity"),
+    "observation": ("观察项", "Observation"),
+    "ofi": ("改进机会", "Opportunity for improvement"),
+}
+ACTION_STATUS = {
+    "open": ("未开始", "Open"),
+    "in_progress": ("进行中", "In progress"),
+    "closed": ("已关闭", "Closed"),
+}
+AUDIT_STATUS = {
+    "planned": ("计划", "Planned"),
+    "done": ("已完成", "Done"),
+    "cancelled": ("已取消", "Cancelled"),
+}
+OBJECTIVE_STATUS = {
+    "planned": ("计划", "Planned"),
+    "in_progress": ("进行中", "In progress"),
+    "done": ("已完成", "Done"),
+    "delayed": ("滞后", "Delayed"),
+}
+RISK_TYPES = {"risk": ("风险", "Risk"), "opportunity": ("机遇", "Opportunity")}
+RISK_STATUS = {
+    "open": ("识别", "Open"),
+    "treating": ("应对中", "Being treated"),
+    "monitoring": ("监控", "Monitoring"),
+    "closed": ("关闭", "Closed"),
+}
+SOURCES = {
+    "audit": ("内部审核", "Internal audit"),
+    "complaint": ("顾客投诉", "Customer complaint"),
+    "review": ("管理评审", "Management review"),
+    "risk": ("风险应对", "Risk treatment"),
+    "kpi": ("指标预警", "KPI warning"),
+    "external_audit": ("外部审核", "External audit"),
+}
+
+# ---------------------------------------------------------------------------
+# Exports (one file per period in data/<period>/)
+# ---------------------------------------------------------------------------
+CALLS = register(
+    Dataset(
+        id="calls",
+        zh="呼叫记录",
+        en="Call records",
+        kind="export",
+        key=("call_id",),
+        period_column="start_time",
+        description_en="One row per inbound call offered to a queue (ACD export).",
+        description_zh="每通呼入电话一行(ACD系统导出)。",
+        columns=(
+            Column("call_id", "呼叫流水号", "Call ID"),
+            Column("start_time", "呼入时间", "Start time", "datetime"),
+            Column("department", "部门", "Department", lookup="departments"),
+            Column("queue", "队列", "Queue", values=QUEUES),
+            Column("billing_period", "是否账期", "Billing period", "bool"),
+            Column("answered", "是否接通", "Answered", "bool"),
+            Column("wait_seconds", "等待时长(秒)", "Wait (s)", "float", minimum=0),
+            Column("handle_seconds", "通话时长(秒)", "Handle time (s)", "float", minimum=0),
+            Column(
+                "first_call_resolved", "首呼解决", "First-call resolved", "bool", nullable=True
+            ),
+            Column(
+                "ivr_score", "IVR评分", "IVR score", "int", nullable=True, minimum=1, maximum=5
+            ),
+            Column("agent_id", "坐席工号", "Agent ID", nullable=True, required=False),
+        ),
+        derived=(
+            Derived("ivr_rated", "IVR已评价", "IVR rated", "bool", _rated("ivr_score")),
+            Derived("ivr_satisfied", "IVR满意", "IVR satisfied", "bool", _satisfied("ivr_score")),
+        ),
+    )
+)
+
+COMPLAINTS = register(
+    Dataset(
+        id="complaints",
+        zh="投诉工单",
+        en="Complaint tickets",
+        kind="export",
+        key=("ticket_id",),
+        period_column="created_at",
+        description_en="One row per complaint ticket created in the period (ticketing export).",
+        description_zh="当月受理的每张投诉工单一行(工单系统导出)。",
+        columns=(
+            Column("ticket_id", "工单编号", "Ticket ID"),
+            Column("created_at", "受理时间", "Created at", "datetime"),
+            Column("department", "责任部门", "Responsible department", lookup="departments"),
+            Column("category", "投诉类别", "Category", lookup="complaint_categories"),
+            Column(
+                "subcategory",
+                "投诉子类",
+                "Subcategory",
+                nullable=True,
+                lookup="complaint_subcategories",
+            ),
+            Column("channel", "受理渠道", "Channel", values=CHANNELS),
+            Column("customer_id", "客户号码", "Customer number"),
+            Column("text", "投诉内容", "Complaint text", nullable=True),
+            Column("due_at", "办结时限", "Due at", "datetime"),
+            Column("closed_at", "办结时间", "Closed at", "datetime", nullable=True),
+            Column("direct_resolved", "直接解决", "Resolved directly", "bool"),
+            Column(
+                "satisfaction",
+                "满意度评价",
+                "Satisfaction",
+                "int",
+                nullable=True,
+                minimum=1,
+                maximum=5,
+            ),
+            Column("escalated", "是否升级", "Escalated", "bool"),
+        ),
+        derived=(
+            Derived("closed_on_time", "限时办结", "Closed on time", "bool", _closed_on_time),
+            Derived("rated", "已评价", "Rated", "bool", _rated("satisfaction")),
+            Derived("satisfied", "满意", "Satisfied", "bool", _satisfied("satisfaction")),
+        ),
+    )
+)
+
+CALLBACKS = register(
+    Dataset(
+        id="callbacks",
+        zh="回访任务",
+        en="Callback tasks",
+        kind="export",
+        key=("task_id",),
+        period_column="created_at",
+        description_en="One row per callback task dispatched in the period.",
+        description_zh="当月派发的每个回访任务一行。",
+        columns=(
+            Column("task_id", "任务编号", "Task ID"),
+            Column("created_at", "派发时间", "Dispatched at", "datetime"),
+            Column("department", "执行部门", "Department", lookup="departments"),
+            Column("task_type", "回访类型", "Callback type", values=CALLBACK_TYPES),
+            Column("completed", "是否完成", "Completed", "bool"),
+            Column("reached", "回访成功", "Reached", "bool"),
+            Column("completed_at", "完成时间", "Completed at", "datetime", nullable=True),
+        ),
+    )
+)
+
+MONTHLY = register(
+    Dataset(
+        id="monthly_indicators",
+        zh="月度手工指标",
+        en="Monthly manual indicators",
+        kind="export",
+        key=("period", "department", "indicator"),
+        description_en="Indicators kept by hand each month (HR, purchasing, knowledge base).",
+        description_zh="每月手工填报的指标(人力、采购、知识库)。",
+        file_names=("月度指标",),
+        columns=(
+            Column("period", "月份", "Month", "period"),
+            Column("department", "部门", "Department", lookup="departments"),
+            Column("indicator", "指标", "Indicator", values=INDICATORS),
+            Column("numerator", "分子", "Numerator", "float", nullable=True, minimum=0),
+            Column("denominator", "分母", "Denominator", "float", nullable=True, minimum=0),
+            Column("value", "指标值", "Value", "float", minimum=0),
+            Column("note", "备注", "Note", nullable=True, required=False),
+        ),
+    )
+)
+
+# ---------------------------------------------------------------------------
+# Registers (kept by the quality office in data/registers/)
+# ---------------------------------------------------------------------------
+PROCESS_REGISTER = register(
+    Dataset(
+        id="process_register",
+        zh="过程识别与评价",
+        en="Process register",
+        kind="register",
+        key=("process_id",),
+        description_en="The ISO 9001 process register: 22 processes with owners and targets.",
+        description_zh="ISO 9001 过程识别与评价表。",
+        file_names=("过程清单",),
+        columns=(
+            Column("process_id", "过程编号", "Process ID"),
+            Column("process_name", "过程名称", "Process name"),
+            Column("category", "过程类别", "Category"),
+            Column("importance", "过程重要度", "Importance", values={
+                "A": ("A", "A"), "B": ("B", "B"), "C": ("C", "C"), "D": ("D", "D")}),
+            Column("owner_department", "过程责任部门", "Owner department", nullable=True),
+            Column("inputs", "过程输入", "Inputs", nullable=True),
+            Column("activities", "过程中活动的步骤", "Activities", nullable=True),
+            Column("performers", "步骤所对应的实施部门/岗位", "Performers", nullable=True),
+            Column("outputs", "过程的输出", "Outputs", nullable=True),
+            Column("kpi_text", "过程绩效指标", "Performance indicators", nullable=True),
+            Column("failure_modes", "主要失效模式", "Failure modes", nullable=True),
+            Column("consequences", "失效的后果", "Consequences", nullable=True),
+            Column("key_factors", "核心影响因素", "Key factors", nullable=True),
+            Column("iso_clauses", "相关标准条款", "ISO 9001 clauses", nullable=True),
+            Column("qms_documents", "相关QMS体系文件", "QMS documents", nullable=True),
+        ),
+    )
+)
+
+OBJECTIVES = register(
+    Dataset(
+        id="objectives",
+        zh="质量目标",
+        en="Quality objectives",
+        kind="register",
+        key=("objective_id",),
+        description_en="Quality objectives (ISO 9001 6.2) with their action plans.",
+        description_zh="质量目标及其实施策划(ISO 9001 6.2)。",
+        columns=(
+            Column("objective_id", "目标编号", "Objective ID"),
+            Column("year", "年度", "Year", "int", minimum=2000, maximum=2100),
+            Column("kpi", "指标", "Indicator"),
+            Column("department", "牵头部门", "Lead department", lookup="departments"),
+            Column("supporting", "配合部门", "Supporting departments", nullable=True),
+            Column("annual_target", "年度目标", "Annual target", "float"),
+            Column("q1_target", "一季度目标", "Q1 target", "float", nullable=True),
+            Column("q2_target", "二季度目标", "Q2 target", "float", nullable=True),
+            Column("q3_target", "三季度目标", "Q3 target", "float", nullable=True),
+            Column("q4_target", "四季度目标", "Q4 target", "float", nullable=True),
+            Column("action", "实施措施", "What will be done"),
+            Column("resources", "所需资源", "Resources"),
+            Column("owner", "负责人", "Who"),
+            Column("due", "完成时间", "By when", "date"),
+            Column("evaluation", "评价方法", "How evaluated"),
+            Column("progress", "进度(%)", "Progress (%)", "float", minimum=0, maximum=100),
+            Column("status", "状态", "Status", values=OBJECTIVE_STATUS),
+        ),
+    )
+)
+
+AUDITS = register(
+    Dataset(
+        id="audit_programme",
+        zh="内审方案",
+        en="Audit programme",
+        kind="register",
+        key=("audit_id",),
+        description_en="Planned and completed internal audits (ISO 9001 9.2).",
+        description_zh="内部审核方案及实施记录(ISO 9001 9.2)。",
+        columns=(
+            Column("audit_id", "审核编号", "Audit ID"),
+            Column("process_id", "过程编号", "Process ID"),
+            Column("department", "受审部门", "Audited department", lookup="departments"),
+            Column("planned_month", "计划月份", "Planned month", "period"),
+            Column("auditor", "审核员", "Auditor"),
+            Column(
+                "auditor_department", "审核员部门", "Auditor's department", lookup="departments"
+            ),
+            Column("status", "状态", "Status", values=AUDIT_STATUS),
+            Column("audit_date", "审核日期", "Audit date", "date", nullable=True),
+        ),
+    )
+)
+
+FINDINGS = register(
+    Dataset(
+        id="findings",
+        zh="审核发现",
+        en="Audit findings",
+        kind="register",
+        key=("finding_id",),
+        description_en="Findings of internal audits, graded.",
+        description_zh="内部审核发现及分级。",
+        columns=(
+            Column("finding_id", "发现编号", "Finding ID"),
+            Column("audit_id", "审核编号", "Audit ID"),
+            Column("grade", "等级", "Grade", values=GRADES),
+            Column("clause", "条款", "Clause"),
+            Column("process_id", "过程编号", "Process ID"),
+            Column("department", "部门", "Department", lookup="departments"),
+            Column("statement", "不符合描述", "Statement"),
+            Column("evidence", "客观证据", "Evidence", nullable=True),
+            Column("auditor", "审核员", "Auditor"),
+            Column("found_on", "发现日期", "Found on", "date"),
+        ),
+    )
+)
+
+ACTIONS = register(
+    Dataset(
+        id="actions",
+        zh="纠正措施",
+        en="Corrective actions",
+        kind="register",
+        key=("action_id",),
+        description_en="Corrections and corrective actions with owners and deadlines.",
+        description_zh="纠正及纠正措施,含责任人和期限。",
+        columns=(
+            Column("action_id", "措施编号", "Action ID"),
+            Column("source", "来源", "Source", values=SOURCES),
+            Column("finding_id", "发现编号", "Finding ID", nullable=True),
+            Column("department", "责任部门", "Department", lookup="departments"),
+            Column("description", "措施内容", "Action"),
+            Column("owner", "责任人", "Owner"),
+            Column("raised_on", "提出日期", "Raised on", "date"),
+            Column("due_date", "完成期限", "Due date", "date"),
+            Column("status", "状态", "Status", values=ACTION_STATUS),
+            Column("closed_on", "关闭日期", "Closed on", "date", nullable=True),
+            Column("effectiveness", "有效性验证", "Effectiveness check", nullable=True),
+        ),
+    )
+)
+
+RISKS = register(
+    Dataset(
+        id="risks",
+        zh="风险和机遇",
+        en="Risks and opportunities",
+        kind="register",
+        key=("risk_id",),
+        description_en="Risks and opportunities (ISO 9001 6.1) with scores and treatment.",
+        description_zh="风险和机遇登记(ISO 9001 6.1)。",
+        columns=(
+            Column("risk_id", "编号", "Risk ID"),
+            Column("type", "类型", "Type", values=RISK_TYPES),
+            Column("process_id", "过程编号", "Process ID"),
+            Column("department", "部门", "Department", lookup="departments"),
+            Column("source", "来源", "Source"),
+            Column("description", "描述", "Description"),
+            Column("consequence", "后果", "Consequence", nullable=True),
+            Column("owner", "负责人", "Owner"),
+            Column("likelihood", "可能性", "Likelihood", "int", minimum=1, maximum=5),
+            Column("severity", "严重度", "Severity", "int", minimum=1, maximum=5),
+            Column("treatment", "应对措施", "Treatment", nullable=True),
+            Column("review_date", "评审日期", "Review date", "date"),
+            Column("status", "状态", "Status", values=RISK_STATUS),
+        ),
+    )
+)
+
+
+def exports() -> list[Dataset]:
+    """The datasets that arrive once per period."""
+    return [d for d in DATASETS.values() if d.kind == "export"]
+
+
+def registers() -> list[Dataset]:
+    """The registers the quality office keeps."""
+    return [d for d in DATASETS.values() if d.kind == "register"]

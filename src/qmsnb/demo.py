@@ -1,0 +1,525 @@
+"""The demo organisation: an example contact centre and twelve months of its data.
+
+Built on the real reference data shipped in ``qmsnb/resources`` (the 22-process
+register and the targets of ``kpi_targets.csv``) and on ``params/``. Everything is
+drawn from one seeded random generator, so the same seed gives the same files.
+
+The data carry the stories a quality manager should see in the reports:
+
+* Hotline Operations' VIP answer rate in billing periods slips below its 80 %
+  target from July on (early warning in August, special support from September);
+* network complaints, broadband outages above all, surge in September and
+  October, with a batch of tickets from one residential compound;
+* corrective actions from audits running overdue, some closed without an
+  effectiveness check;
+* the supplier first-pass acceptance dips in August and September;
+* the Customer Service Division misses its first-call-resolution target for the
+  first time in the last month.
+
+The exports arrive the way real ones do: call records as a UTF-8 CSV with English
+headers, complaint tickets as a GB18030 CSV with Chinese headers (as Chinese
+Excel writes it), callbacks as UTF-8 with BOM, manual indicators as XLSX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qmsnb import io
+from qmsnb.config import Params
+from qmsnb.periods import Period
+
+#: Days of the month that count as the billing period (账期).
+BILLING_DAYS = 7
+#: Departments that take calls, with their share of the traffic.
+CALL_DEPARTMENTS = {"hotline_ops": 0.6, "cs_division": 0.4}
+QUEUE_SHARE = {"normal": 0.70, "vip": 0.15, "night": 0.15}
+#: Answer probability per queue and billing period (the healthy baseline).
+ANSWER_P = {
+    ("normal", True): 0.77,
+    ("normal", False): 0.915,
+    ("vip", True): 0.86,
+    ("vip", False): 0.962,
+    ("night", True): 0.76,
+    ("night", False): 0.905,
+}
+#: Hotline Operations' VIP billing-period answer rate, month by month, once it slips.
+VIP_SLIP = {7: 0.775, 8: 0.765, 9: 0.755, 10: 0.75, 11: 0.76, 12: 0.77}
+COMPOUNDS = ["金水花园", "绿城小区", "建业桂园", "正商城", "锦艺城", "永威翡翠城"]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """What to generate."""
+
+    end: str = "2026-10"
+    months: int = 12
+    calls_per_month: int = 20_000
+    seed: int = 20261031
+    calls_format: str = "csv"
+
+
+def _month_days(period: Period) -> int:
+    return (pd.Timestamp(period.end) - pd.Timestamp(period.start)).days
+
+
+def _timestamps(rng: np.random.Generator, period: Period, days: np.ndarray, night: np.ndarray) -> pd.Series:
+    hours = np.where(night, (22 + rng.integers(0, 10, len(days))) % 24, rng.integers(8, 22, len(days)))
+    # a night call before midnight belongs to that day; after midnight to the next (capped at month end)
+    seconds = hours * 3600 + rng.integers(0, 3600, len(days))
+    base = pd.Timestamp(period.start).value // 10**9
+    stamps = base + (days - 1) * 86400 + seconds
+    return pd.to_datetime(stamps, unit="s")
+
+
+def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
+    """Call records of one month."""
+    days_in_month = _month_days(period)
+    weights = np.where(np.arange(1, days_in_month + 1) <= BILLING_DAYS, 1.6, 1.0)
+    days = rng.choice(np.arange(1, days_in_month + 1), size=count, p=weights / weights.sum())
+    dept = rng.choice(list(CALL_DEPARTMENTS), size=count, p=list(CALL_DEPARTMENTS.values()))
+    queue = rng.choice(list(QUEUE_SHARE), size=count, p=list(QUEUE_SHARE.values()))
+    billing = days <= BILLING_DAYS
+    p_answer = np.zeros(count)
+    month_noise = rng.normal(0, 0.006, size=len(ANSWER_P))
+    for ((q, b), p), noise in zip(ANSWER_P.items(), month_noise, strict=True):
+        p_answer[(queue == q) & (billing == b)] = p + noise
+    if period.year == 2026 and period.month in VIP_SLIP:
+        p_answer[(dept == "hotline_ops") & (queue == "vip") & billing] = VIP_SLIP[period.month]
+    answered = rng.random(count) < p_answer
+    wait = np.where(answered, rng.exponential(22, count), rng.exponential(65, count)).round(1)
+    handle = np.where(answered, rng.lognormal(5.3, 0.5, count), 0).round(0)
+    p_fcr = np.where(dept == "cs_division", 0.878, 0.872)
+    if period == Period(2026, 10):
+        p_fcr = np.where(dept == "cs_division", 0.832, p_fcr)
+    fcr = pd.array(np.where(answered, rng.random(count) < p_fcr, False), dtype="boolean")
+    fcr[~answered] = pd.NA
+    rated = answered & (rng.random(count) < 0.3)
+    scores = rng.choice([1, 2, 3, 4, 5], size=count, p=[0.01, 0.01, 0.03, 0.15, 0.80])
+    ivr = pd.array(scores, dtype="Int64")
+    ivr[~rated] = pd.NA
+    frame = pd.DataFrame(
+        {
+            "call_id": [f"C{period.year}{period.month:02d}-{i:08d}" for i in range(1, count + 1)],
+            "start_time": _timestamps(rng, period, days, queue == "night"),
+            "department": np.where(dept == "hotline_ops", "热线运营部", "客户服务事业部"),
+            "queue": queue,
+            "billing_period": np.where(billing, "Y", "N"),
+            "answered": np.where(answered, "Y", "N"),
+            "wait_seconds": wait,
+            "handle_seconds": handle,
+            "first_call_resolved": pd.Series(fcr).map({True: "Y", False: "N"}),
+            "ivr_score": ivr,
+            "agent_id": np.where(answered, [f"A{n:04d}" for n in rng.integers(1, 400, count)], ""),
+        }
+    )
+    return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
+
+
+_CATEGORY_SHARE = {
+    "billing": 0.30,
+    "network": 0.22,
+    "service_attitude": 0.10,
+    "handling": 0.16,
+    "install_repair": 0.14,
+    "marketing": 0.08,
+}
+_CATEGORY_DEPT = {
+    "billing": ["complaints", "cs_division"],
+    "network": ["complaints"],
+    "service_attitude": ["hotline_ops", "cs_division"],
+    "handling": ["hotline_ops", "cs_division"],
+    "install_repair": ["service_supervision", "general_affairs"],
+    "marketing": ["cs_division"],
+}
+_TEXTS = {
+    "over_charge": "客户反映本月话费比平时多扣{n}元,要求核实并退费。",
+    "package_change": "客户称办理套餐变更后仍按原套餐收费。",
+    "value_added": "客户称未订购的增值业务被扣费{n}元。",
+    "no_signal": "客户反映家中手机无信号已{n}天。",
+    "broadband_down": "客户反映{place}宽带断网{n}天,报修后仍未恢复。",
+    "slow_data": "客户反映晚间上网速度很慢,影响使用。",
+    "rude": "客户反映客服代表态度生硬,不耐烦。",
+    "no_callback": "客服承诺{n}小时内回电,但一直未回电。",
+    "wrong_info": "客服解释的优惠政策与实际不符。",
+    "not_done": "客户来电办理的业务未生效。",
+    "late_visit": "装维人员超过约定时间{n}小时仍未上门。",
+    "repeat_fault": "同一故障一个月内报修{n}次。",
+    "misleading": "客户称营销宣传与实际资费不一致。",
+    "harassment": "客户反映频繁接到营销电话,要求停止。",
+}
+
+
+def complaints(rng: np.random.Generator, period: Period, params: Params, count: int) -> pd.DataFrame:
+    """Complaint tickets of one month (with the network surge and a batch)."""
+    share = dict(_CATEGORY_SHARE)
+    surge = {Period(2026, 9): 1.7, Period(2026, 10): 2.4}.get(period, 1.0)
+    share["network"] *= surge
+    total = int(count * (1 + share["network"] - _CATEGORY_SHARE["network"]))
+    probs = np.array(list(share.values()))
+    category = rng.choice(list(share), size=total, p=probs / probs.sum())
+    subs = {c.id: list(c.subcategories) for c in params.organisation.complaint_categories}
+    subcategory = np.array([subs[c][rng.integers(0, len(subs[c]))] for c in category], dtype=object)
+    if surge > 1:  # the surge is broadband outages
+        net = category == "network"
+        subcategory[net & (rng.random(total) < 0.7)] = "broadband_down"
+    days = rng.integers(1, _month_days(period) + 1, total)
+    created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
+        rng.integers(8 * 3600, 21 * 3600, total), unit="s"
+    )
+    places = np.array([COMPOUNDS[i] for i in rng.integers(0, len(COMPOUNDS), total)], dtype=object)
+    if period == Period(2026, 10):  # batch complaint: one compound, two days
+        batch = np.flatnonzero((category == "network"))[:45]
+        subcategory[batch] = "broadband_down"
+        places[batch] = "金水花园"
+        created = pd.Series(created)
+        created.iloc[batch] = pd.Timestamp(2026, 10, 14, 9) + pd.to_timedelta(
+            rng.integers(0, 36 * 3600, len(batch)), unit="s"
+        )
+        created = pd.DatetimeIndex(created)
+    dept = np.array([_CATEGORY_DEPT[c][rng.integers(0, len(_CATEGORY_DEPT[c]))] for c in category])
+    channel = rng.choice(
+        ["hotline", "online", "app", "letter", "regulator"], size=total, p=[0.7, 0.1, 0.12, 0.02, 0.06]
+    )
+    limit_hours = np.where(channel == "regulator", 24, 48)
+    due = created + pd.to_timedelta(limit_hours, unit="h")
+    on_time = rng.random(total) < 0.972
+    hours = np.where(on_time, rng.uniform(1, 1, total) * rng.uniform(0.5, 0.95, total) * limit_hours,
+                     limit_hours * rng.uniform(1.05, 2.5, total))
+    closed = created + pd.to_timedelta(hours, unit="h")
+    # the export is taken on the 3rd of the next month: later closures are still open
+    export_time = pd.Timestamp(period.end) + pd.Timedelta(days=2)
+    still_open = closed > export_time
+    closed_series = pd.Series(closed).where(~still_open, pd.NaT)
+    rated = (rng.random(total) < 0.6) & ~still_open
+    sat_p = np.where(category == "service_attitude", 0.55, 0.86)
+    satisfied = rng.random(total) < sat_p
+    score = np.where(satisfied, rng.choice([4, 5], total, p=[0.4, 0.6]), rng.choice([1, 2, 3], total))
+    satisfaction = pd.array(score, dtype="Int64")
+    satisfaction[~rated] = pd.NA
+    pool = max(50, total // 2)
+    customers = np.array([f"1{rng.integers(30, 90)}****{n:04d}" for n in rng.integers(0, pool, total)])
+    texts = [
+        _TEXTS[s].format(n=int(rng.integers(2, 9)), place=p) for s, p in zip(subcategory, places, strict=True)
+    ]
+    names = {c.id: c.name.zh for c in params.organisation.complaint_categories}
+    sub_names = {
+        k: v.zh for c in params.organisation.complaint_categories for k, v in c.subcategories.items()
+    }
+    frame = pd.DataFrame(
+        {
+            "ticket_id": [f"T{period.year}{period.month:02d}{i:06d}" for i in range(1, total + 1)],
+            "created_at": pd.Series(created).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "department": [params.departments[d].name.zh for d in dept],
+            "category": [names[c] for c in category],
+            "subcategory": [sub_names[s] for s in subcategory],
+            "channel": [{"hotline": "热线", "online": "网上营业厅", "app": "手机营业厅",
+                          "letter": "信函", "regulator": "工信部申诉"}[c] for c in channel],
+            "customer_id": customers,
+            "text": texts,
+            "due_at": pd.Series(due).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "closed_at": closed_series.dt.strftime("%Y-%m-%d %H:%M:%S").fillna(""),
+            "direct_resolved": np.where(rng.random(total) < 0.14, "是", "否"),
+            "satisfaction": satisfaction,
+            "escalated": np.where((channel == "regulator") | (rng.random(total) < 0.02), "是", "否"),
+        }
+    )
+    return frame.sort_values("created_at", kind="stable").reset_index(drop=True)
+
+
+def callbacks(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
+    """Callback tasks of one month (Service Supervision Centre)."""
+    kind = rng.choice(["service", "install_repair"], size=count, p=[0.7, 0.3])
+    completed = rng.random(count) < 0.935
+    reach_p = np.where(kind == "install_repair", 0.56, 0.82)
+    reached = completed & (rng.random(count) < reach_p)
+    days = rng.integers(1, _month_days(period) + 1, count)
+    created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
+        rng.integers(9 * 3600, 18 * 3600, count), unit="s"
+    )
+    done_at = pd.Series(created + pd.to_timedelta(rng.integers(1, 40, count), unit="h"))
+    return pd.DataFrame(
+        {
+            "task_id": [f"R{period.year}{period.month:02d}{i:06d}" for i in range(1, count + 1)],
+            "created_at": pd.Series(created).dt.strftime("%Y-%m-%d %H:%M"),
+            "department": "service_supervision",
+            "task_type": kind,
+            "completed": np.where(completed, "1", "0"),
+            "reached": np.where(reached, "1", "0"),
+            "completed_at": done_at.where(completed, pd.NaT).dt.strftime("%Y-%m-%d %H:%M").fillna(""),
+        }
+    )
+
+
+_HEADCOUNT = {
+    "hotline_ops": 260, "cs_division": 180, "complaints": 45, "service_supervision": 60,
+    "quality": 18, "general_affairs": 25, "admin": 20, "outsourcing": 12,
+}
+
+
+def monthly_indicators(rng: np.random.Generator, period: Period) -> pd.DataFrame:
+    """The hand-kept indicators of one month."""
+    rows = []
+    for dept, heads in _HEADCOUNT.items():
+        head = int(heads * rng.uniform(0.97, 1.03))
+        rows.append((dept, "headcount", None, None, head))
+        turnover_p = 0.08 if dept in ("hotline_ops", "cs_division") else 0.03
+        if dept == "hotline_ops" and period in (Period(2026, 8), Period(2026, 9), Period(2026, 10)):
+            turnover_p = 0.118
+        leavers = int(rng.binomial(head, turnover_p))
+        rows.append((dept, "staff_turnover", leavers, head, round(100 * leavers / head, 2)))
+        if dept in ("hotline_ops", "cs_division", "complaints", "service_supervision"):
+            trained = int(rng.integers(12, 30))
+            passed = int(rng.binomial(trained, 0.86))
+            rows.append((dept, "training_pass_rate", passed, trained, round(100 * passed / trained, 2)))
+        if dept in ("hotline_ops", "cs_division"):
+            contacts = int(rng.integers(9000, 12000))
+            uses = int(rng.binomial(contacts, 0.118))
+            rows.append((dept, "scenario_library_usage", uses, contacts, round(100 * uses / contacts, 2)))
+    lots = int(rng.integers(35, 50))
+    accept_p = {Period(2026, 8): 0.87, Period(2026, 9): 0.89}.get(period, 0.975)
+    accepted = int(rng.binomial(lots, accept_p))
+    rows.append(("admin", "supplier_first_pass", accepted, lots, round(100 * accepted / lots, 2)))
+    frame = pd.DataFrame(rows, columns=["department", "indicator", "numerator", "denominator", "value"])
+    frame.insert(0, "period", str(period))
+    frame["note"] = ""
+    return frame
+
+
+# ---------------------------------------------------------------------------
+# Registers
+# ---------------------------------------------------------------------------
+def process_register() -> pd.DataFrame:
+    """The reference register, as shipped."""
+    from importlib import resources
+
+    path = resources.files("qmsnb") / "resources" / "process_register.csv"
+    with resources.as_file(path) as real:
+        return pd.read_csv(real, dtype=str, keep_default_na=False)
+
+
+def objectives(year: int) -> pd.DataFrame:
+    """Quality objectives for ``year`` with action plans (ISO 9001 6.2.2)."""
+    rows = [
+        ("answer_rate_vip_billing", "hotline_ops", "quality", 80, (80, 80, 80, 80),
+         "账期高峰增设VIP专席,实行弹性排班", "VIP专席8人;排班系统升级", "热线运营部 王磊",
+         f"{year}-09-30", "账期VIP接通率月度≥80%", 60, "delayed"),
+        ("answer_rate_normal_billing", "hotline_ops", "", 70, (70, 70, 70, 70),
+         "账期前一周发布话务预测,提前储备人力", "话务预测模型;兼职坐席20人", "热线运营部 王磊",
+         f"{year}-12-31", "账期普通用户接通率月度≥70%", 80, "in_progress"),
+        ("first_call_resolution", "cs_division", "quality", 85, (84, 85, 85, 86),
+         "高频问题知识库更新,一线授权扩大", "知识库维护2人;授权清单", "客户服务事业部 李娜",
+         f"{year}-12-31", "首呼解决率季度目标达成", 70, "in_progress"),
+        ("ivr_satisfaction", "hotline_ops", "service_supervision", 93, (93, 93, 93, 93),
+         "不满意录音100%复听并辅导", "质检员4人", "品质部 赵敏",
+         f"{year}-12-31", "IVR满意度月度≥93%", 75, "in_progress"),
+        ("complaint_on_time", "complaints", "", 93, (93, 93, 93, 93),
+         "工单超时前4小时系统预警,班长督办", "工单系统预警功能", "投诉中心 陈晨",
+         f"{year}-06-30", "限时办结率月度≥93%", 100, "done"),
+        ("complaint_satisfaction", "complaints", "hotline_ops;cs_division", 80, (80, 80, 80, 80),
+         "投诉回复话术优化,回访不满意客户", "培训课时16小时", "投诉中心 陈晨",
+         f"{year}-10-31", "投诉满意度月度≥80%", 90, "in_progress"),
+        ("callback_completion", "service_supervision", "", 90, (90, 90, 90, 90),
+         "回访任务分时段派发,未接通次日重拨", "外呼系统;回访专员10人", "服监中心 刘洋",
+         f"{year}-12-31", "回访任务完成率月度≥90%", 85, "in_progress"),
+        ("training_pass_rate", "admin", "hotline_ops;cs_division", 74.56, (72, 74, 75, 76),
+         "新员工培训增加实操考核与带教", "讲师3人;培训室", "行政部 孙丽",
+         f"{year}-12-31", "季度培训合格率达到分解目标", 75, "in_progress"),
+        ("staff_turnover", "admin", "hotline_ops", 10.96, (10.96, 10.96, 10.96, 10.96),
+         "离职面谈分析,优化排班与激励", "HR专员1人;激励预算", "行政部 孙丽",
+         f"{year}-08-31", "月度人员流失率≤10.96%", 40, "delayed"),
+        ("supplier_first_pass", "admin", "general_affairs", 95, (95, 95, 95, 95),
+         "对交验不合格供方开展二方审核", "采购员2人", "行政部 周强",
+         f"{year}-11-30", "供方一次交验合格率月度≥95%", 50, "in_progress"),
+        ("scenario_library_usage", "cs_division", "hotline_ops", 10, (8, 9, 10, 12),
+         "场景预案库嵌入工作台,一键调用", "系统开发1人月", "客户服务事业部 李娜",
+         f"{year}-12-31", "预案库使用率季度达到分解目标", 65, "in_progress"),
+    ]
+    records = []
+    for i, (kpi, dept, supp, annual, quarters, action, res, owner, due, evaluation, prog, status) in enumerate(rows, 1):
+        records.append(
+            {
+                "objective_id": f"QO-{year}-{i:02d}",
+                "year": year,
+                "kpi": kpi,
+                "department": dept,
+                "supporting": supp,
+                "annual_target": annual,
+                "q1_target": quarters[0],
+                "q2_target": quarters[1],
+                "q3_target": quarters[2],
+                "q4_target": quarters[3],
+                "action": action,
+                "resources": res,
+                "owner": owner,
+                "due": due,
+                "evaluation": evaluation,
+                "progress": prog,
+                "status": status,
+            }
+        )
+    return pd.DataFrame(records)
+
+
+_AUDITORS = [
+    ("赵敏", "quality"), ("钱伟", "quality"), ("孙丽", "admin"),
+    ("周强", "admin"), ("吴刚", "general_affairs"), ("郑芳", "outsourcing"),
+]
+
+
+def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> dict[str, pd.DataFrame]:
+    """Audit programme, findings and corrective actions of the past year."""
+    register = process_register()
+    aliases = params.department_aliases
+    audits, findings, actions = [], [], []
+    months = end.back(12)
+    grades = ["major", "minor", "minor", "observation", "ofi"]
+    n_audit = 0
+    for index, proc in register.iterrows():
+        owner = proc["owner_department"].split("/")[0]
+        dept = aliases.get(owner) or aliases.get(owner.split("、")[-1]) or "quality"
+        clauses = [c for c in proc["iso_clauses"].split(";") if c] or ["9.2"]
+        times = {"A": 3, "B": 2, "C": 1, "D": 1}[proc["importance"]]
+        for k in range(times):
+            n_audit += 1
+            month = months[(index * 5 + k * 4) % 12]
+            auditor, auditor_dept = next(a for a in _AUDITORS[(n_audit % 6):] + _AUDITORS if a[1] != dept)
+            done = month <= end.shift(-1) or (month == end and index % 2 == 0)
+            audit_id = f"IA-{month.year}-{n_audit:03d}"
+            audits.append(
+                {
+                    "audit_id": audit_id,
+                    "process_id": proc["process_id"],
+                    "department": dept,
+                    "planned_month": str(month),
+                    "auditor": auditor,
+                    "auditor_department": auditor_dept,
+                    "status": "done" if done else "planned",
+                    "audit_date": f"{month}-{10 + index % 15:02d}" if done else "",
+                }
+            )
+            if not done:
+                continue
+            for _ in range(int(rng.integers(0, 3))):
+                grade = grades[int(rng.integers(0, len(grades)))]
+                fid = f"F-{len(findings) + 1:03d}"
+                found_on = pd.Timestamp(f"{month}-{10 + index % 15:02d}")
+                clause = clauses[int(rng.integers(0, len(clauses)))]
+                findings.append(
+                    {
+                        "finding_id": fid,
+                        "audit_id": audit_id,
+                        "grade": grade,
+                        "clause": clause,
+                        "process_id": proc["process_id"],
+                        "department": dept,
+                        "statement": f"{proc['process_name']}:抽查记录发现执行与{proc['qms_documents'] or '程序文件'}要求不一致。",
+                        "evidence": f"抽查{int(rng.integers(5, 30))}份记录,{int(rng.integers(1, 5))}份不符合。",
+                        "auditor": auditor,
+                        "found_on": found_on.date().isoformat(),
+                    }
+                )
+                if grade in ("major", "minor"):
+                    due = found_on + pd.Timedelta(days=int(rng.integers(20, 60)))
+                    overdue_story = due < pd.Timestamp(end.end) - pd.Timedelta(days=20) and rng.random() < 0.35
+                    closed = not overdue_story and due < pd.Timestamp(end.end)
+                    actions.append(
+                        {
+                            "action_id": f"CA-{len(actions) + 1:03d}",
+                            "source": "audit",
+                            "finding_id": fid,
+                            "department": dept,
+                            "description": "分析原因,修订作业指导书并对相关人员培训。",
+                            "owner": params.departments[dept].name.zh + "负责人",
+                            "raised_on": found_on.date().isoformat(),
+                            "due_date": due.date().isoformat(),
+                            "status": "closed" if closed else ("in_progress" if rng.random() < 0.5 else "open"),
+                            "closed_on": (due - pd.Timedelta(days=3)).date().isoformat() if closed else "",
+                            "effectiveness": ("复查3个月记录,未再发生" if rng.random() < 0.7 else "") if closed else "",
+                        }
+                    )
+    return {
+        "audit_programme": pd.DataFrame(audits),
+        "findings": pd.DataFrame(findings),
+        "actions": pd.DataFrame(actions),
+    }
+
+
+def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame:
+    """A first risk register: one risk per failure mode of the A/B processes."""
+    register = process_register()
+    aliases = params.department_aliases
+    rows = []
+    for _, proc in register.iterrows():
+        if proc["importance"] not in ("A", "B") or not proc["failure_modes"]:
+            continue
+        owner = proc["owner_department"].split("/")[0]
+        dept = aliases.get(owner) or "quality"
+        rows.append(
+            {
+                "risk_id": f"R-{len(rows) + 1:03d}",
+                "type": "risk",
+                "process_id": proc["process_id"],
+                "department": dept,
+                "source": f"failure_mode:{proc['process_id']}",
+                "description": proc["failure_modes"],
+                "consequence": proc["consequences"],
+                "owner": params.departments[dept].name.zh + "负责人",
+                "likelihood": int(rng.integers(2, 5)),
+                "severity": int(rng.integers(2, 6)),
+                "treatment": "见过程控制措施",
+                "review_date": end.shift(int(rng.integers(-2, 4))).start.isoformat(),
+                "status": "treating",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
+    """Write the demo exports and registers into ``out`` and return the files written.
+
+    Existing files are replaced only inside ``out`` (the demo's own folder).
+    """
+    rng = np.random.default_rng(spec.seed)
+    end = Period.parse(spec.end)
+    written: list[Path] = []
+    for period in end.back(spec.months):
+        folder = out / str(period)
+        frame = calls(rng, period, spec.calls_per_month)
+        written.append(io.write_export(frame, folder / f"calls.{spec.calls_format}", "calls", headers="en"))
+        n_complaints = max(150, spec.calls_per_month // 40)
+        written.append(
+            io.write_export(
+                complaints(rng, period, params, n_complaints),
+                folder / "complaints.csv",
+                "complaints",
+                headers="zh",
+                encoding="gb18030",
+            )
+        )
+        written.append(
+            io.write_export(
+                callbacks(rng, period, max(200, spec.calls_per_month // 10)),
+                folder / "callbacks.csv",
+                "callbacks",
+                headers="zh",
+                encoding="utf-8-sig",
+            )
+        )
+        written.append(
+            io.write_export(
+                monthly_indicators(rng, period), folder / "monthly_indicators.xlsx",
+                "monthly_indicators", headers="zh",
+            )
+        )
+    registers_dir = out / "registers"
+    written.append(io.write_export(process_register(), registers_dir / "process_register.csv", "process_register", headers="id"))
+    written.append(io.write_export(objectives(end.year), registers_dir / "objectives.xlsx", "objectives", headers="zh"))
+    for name, frame in audit_registers(rng, end, params).items():
+        written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
+    written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
+    return written

@@ -1,0 +1,74 @@
+"""The error hierarchy of qmsnb.
+
+Every error a user can cause (a bad parameter file, a missing export, a malformed
+column) is a :class:`QmsnbError`. It carries a stable reason code, the structured
+facts (file, key, column, row, expected) and an i18n message key, so the CLI can
+say what went wrong in the user's language without a traceback. Foreign errors are
+wrapped once, with context, ``from exc``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``qmsnb`` command (documented in the README)."""
+
+    OK = 0
+    REPORTS_FAILED = 1
+    USER_ERROR = 2
+    GATE_FAILED = 3
+    INTERRUPTED = 130
+    PROGRAM_ERROR = 70
+
+
+class QmsnbError(Exception):
+    """Root of every error qmsnb raises on purpose.
+
+    Args:
+        key: i18n catalogue key of the message (e.g. ``"error.config.unknown_key"``).
+        **facts: values the message template uses (file, key, column, row, ...).
+    """
+
+    exit_code: ExitCode = ExitCode.USER_ERROR
+
+    def __init__(self, key: str, **facts: Any) -> None:
+        self.key = key
+        self.facts = facts
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str) -> str:
+        """The message in ``lang`` (zh or en), facts filled in."""
+        from qmsnb.i18n import t
+
+        return t(self.key, lang, **self.facts)
+
+
+class ConfigError(QmsnbError):
+    """A parameter file in ``params/`` is missing, malformed or inconsistent."""
+
+
+class DataError(QmsnbError):
+    """An export or register cannot be read or does not fit the data contract."""
+
+
+class UsageError(QmsnbError):
+    """The command was asked for something that does not exist (department, notebook)."""
+
+
+class GateFailed(QmsnbError):
+    """The data-quality gate found a critical problem; reports that need it are not built."""
+
+    exit_code = ExitCode.GATE_FAILED
+
+
+class RecordsError(QmsnbError):
+    """A record could not be saved to the records store (validation or conflict)."""
+
+
+class PublishError(QmsnbError):
+    """Publishing a report or the portal failed a safety check."""
+
+    exit_code = ExitCode.PROGRAM_ERROR

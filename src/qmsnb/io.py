@@ -1,0 +1,646 @@
+"""The I/O layer: every read and write of a file goes through here.
+
+Reading an export means: find its file, fingerprint it (sha256), decode it (UTF-8
+with or without BOM, GB18030/GBK as Chinese Excel writes it, XLSX, parquet), find
+the header row, map Chinese or English headers to the contract's column ids,
+convert each column to its type, map department names and labels to ids, and
+compute derived columns. Every value that cannot be converted becomes a
+:class:`Problem` (dataset, file, column, row in the original file, value, reason),
+never a silent NaN. Inputs are opened read-only and never written.
+
+Writes are atomic (write to a temporary file in the same folder, then rename), so
+an interrupted run never leaves a half-written report or table behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qmsnb.contract import DATASETS, Column, Dataset
+from qmsnb.exceptions import DataError
+
+if TYPE_CHECKING:
+    from qmsnb.config import Params
+
+#: File formats the loader reads, in the order they are looked for.
+SUFFIXES = (".csv", ".xlsx", ".parquet")
+#: How many lines are searched for the header row (title rows above it are skipped).
+_HEADER_SEARCH_ROWS = 10
+#: How many problem examples are kept per column and reason.
+MAX_EXAMPLES = 20
+#: Row number column added to every loaded frame: the line in the original file.
+ROW = "_row"
+
+_TRUE = {"1", "true", "t", "yes", "y", "是", "已接通", "接通", "已完成", "完成", "成功", "√"}
+_FALSE = {"0", "false", "f", "no", "n", "否", "未接通", "未完成", "失败", "×"}
+_DATE_CJK = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(?:(\d{1,2})\s*日)?")
+_PERIOD_TEXT = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?$")
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """One kind of bad value in one column of one file.
+
+    Attributes:
+        reason: stable reason code (``not_a_number``, ``not_a_date``, ``not_allowed``,
+            ``unknown_department``, ``missing_value``, ``out_of_range``, ...).
+        rows: row numbers in the original file (first :data:`MAX_EXAMPLES`).
+        values: the offending raw values, aligned with ``rows``.
+        count: how many rows have this problem in all.
+    """
+
+    dataset: str
+    file: str
+    column: str
+    reason: str
+    expected: str
+    count: int
+    rows: tuple[int, ...]
+    values: tuple[str, ...]
+
+
+@dataclass
+class LoadedTable:
+    """A dataset read from one file, typed to the contract."""
+
+    dataset: Dataset
+    path: Path
+    sha256: str
+    frame: pd.DataFrame
+    encoding: str | None = None
+    header_row: int = 1
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+# ---------------------------------------------------------------------------
+# Small file helpers
+# ---------------------------------------------------------------------------
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in chunks (never loads the whole file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (params, templates, notebooks)."""
+    return Path(path).read_text(encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(read_text(path))
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str) -> Iterator[Any]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    with _atomic(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write bytes atomically."""
+    with _atomic(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON (UTF-8, indented, sorted keys kept as given) atomically."""
+    return write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
+    """Write a frame to parquet atomically."""
+    with _atomic(path, "wb") as fh:
+        frame.to_parquet(fh, index=False)
+    return Path(path)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def copy_file(source: Path, target: Path) -> Path:
+    """Copy a file (the source is only read)."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return Path(target)
+
+
+def ensure_dir(path: Path) -> Path:
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder qmsnb created itself (staging); never used on inputs."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def move(source: Path, target: Path) -> Path:
+    """Rename (atomic on one filesystem)."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    return Path(target)
+
+
+# ---------------------------------------------------------------------------
+# Finding files
+# ---------------------------------------------------------------------------
+def find_dataset_file(folder: Path, dataset: Dataset) -> Path | None:
+    """The file holding ``dataset`` in ``folder`` (by id or Chinese name), or None.
+
+    Raises:
+        DataError: two files could both be the dataset (e.g. ``calls.csv`` and
+            ``calls.xlsx``): qmsnb will not guess.
+    """
+    if not folder.is_dir():
+        return None
+    stems = {s.lower() for s in dataset.stems}
+    matches = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in SUFFIXES and p.stem.lower() in stems
+    )
+    if len(matches) > 1:
+        raise DataError(
+            "error.data.ambiguous_file",
+            dataset=dataset.id,
+            folder=str(folder),
+            files=", ".join(p.name for p in matches),
+        )
+    return matches[0] if matches else None
+
+
+# ---------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    if not raw.strip():
+        raise DataError("error.data.empty_file", file=str(path))
+    if b"\x00" in raw[:8192]:
+        raise DataError("error.data.binary_file", file=str(path))
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        label = "UTF-8-BOM" if encoding == "utf-8-sig" and raw.startswith(b"\xef\xbb\xbf") else (
+            "UTF-8" if encoding == "utf-8-sig" else "GB18030"
+        )
+        return text, label
+    raise DataError("error.data.encoding", file=str(path))
+
+
+def _header_key(text: Any) -> str:
+    return unicodedata.normalize("NFKC", str(text)).strip().lower().replace(" ", "")
+
+
+def header_map(dataset: Dataset) -> dict[str, str]:
+    """Normalised header text → column id, for every header a column answers to."""
+    table: dict[str, str] = {}
+    for col in dataset.columns:
+        for header in col.headers:
+            table[_header_key(header)] = col.name
+    return table
+
+
+def _find_header_row(grid: pd.DataFrame, dataset: Dataset) -> int:
+    """Index of the row (in the first few) that matches most known headers."""
+    known = header_map(dataset)
+    best, best_hits = 0, -1
+    for index in range(min(_HEADER_SEARCH_ROWS, len(grid))):
+        hits = sum(_header_key(v) in known for v in grid.iloc[index].tolist() if pd.notna(v))
+        if hits > best_hits:
+            best, best_hits = index, hits
+    return best
+
+
+def _raw_grid(path: Path, table: LoadedTable) -> pd.DataFrame:
+    """The file as a grid of strings (no header interpretation yet)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        raw = path.read_bytes()
+        text, table.encoding = _decode(raw, path)
+        import io as _io
+
+        try:
+            grid = pd.read_csv(
+                _io.StringIO(text),
+                header=None,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+            )
+        except pd.errors.ParserError as exc:
+            line = re.search(r"line (\d+)", str(exc))
+            raise DataError(
+                "error.data.csv_malformed",
+                file=str(path),
+                line=line.group(1) if line else "?",
+                problem=str(exc).strip(),
+            ) from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError("error.data.empty_file", file=str(path)) from exc
+        return grid
+    if suffix == ".xlsx":
+        try:
+            grid = pd.read_excel(path, header=None, dtype=object, engine="openpyxl")
+        except Exception as exc:  # openpyxl raises many types for a broken file
+            raise DataError("error.data.xlsx_unreadable", file=str(path), problem=str(exc)) from exc
+        return grid.astype(object).where(grid.notna(), "")
+    raise DataError("error.data.unsupported_format", file=str(path), suffix=suffix)
+
+
+# ---------------------------------------------------------------------------
+# Conversion
+# ---------------------------------------------------------------------------
+def _nfkc(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def _normalise_text(series: pd.Series) -> pd.Series:
+    """Trimmed text; full-width digits and signs (NFKC) → ASCII; empty → NA.
+
+    Only non-ASCII values go through NFKC, so a 12-million-row ASCII column
+    costs one vectorised pass.
+    """
+    text = series.astype("string").str.strip()
+    non_ascii = ~text.str.isascii().fillna(True)
+    if non_ascii.any():
+        text[non_ascii] = text[non_ascii].map(_nfkc, na_action="ignore")
+    return text.mask(text == "", pd.NA)
+
+
+def _problem(
+    table: LoadedTable, column: str, reason: str, expected: str, mask: pd.Series, raw: pd.Series
+) -> None:
+    count = int(mask.sum())
+    if not count:
+        return
+    rows = table.frame.loc[mask, ROW].head(MAX_EXAMPLES).astype(int).tolist()
+    values = raw[mask].head(MAX_EXAMPLES).astype(str).tolist()
+    table.problems.append(
+        Problem(
+            dataset=table.dataset.id,
+            file=str(table.path),
+            column=column,
+            reason=reason,
+            expected=expected,
+            count=count,
+            rows=tuple(rows),
+            values=tuple(values),
+        )
+    )
+
+
+def _to_number(text: pd.Series) -> tuple[pd.Series, pd.Series, bool]:
+    """Numbers with thousands separators or a % sign; returns (values, bad mask, had %)."""
+    cleaned = text.str.replace(",", "", regex=False).str.replace("，", "", regex=False)
+    had_percent = bool(cleaned.str.endswith("%").fillna(False).any())
+    cleaned = cleaned.str.removesuffix("%")
+    values = pd.to_numeric(cleaned, errors="coerce")
+    bad = text.notna() & values.isna()
+    return values.astype("Float64"), bad, had_percent
+
+
+def _to_bool(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    lowered = text.str.lower()
+    result = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    result[lowered.isin(_TRUE).fillna(False)] = True
+    result[lowered.isin(_FALSE).fillna(False)] = False
+    bad = text.notna() & result.isna()
+    return result, bad
+
+
+def _to_datetime(text: pd.Series) -> tuple[pd.Series, pd.Series, bool]:
+    prepared = text.str.replace("/", "-", regex=False)
+    values = pd.to_datetime(prepared, errors="coerce", format="ISO8601")
+    retry = prepared.notna() & values.isna()
+    cjk = False
+    if retry.any():
+        # 2026年10月1日 08:00 and other spellings: only the rows ISO 8601 did not take.
+        subset = prepared[retry]
+        has_cjk = subset.str.contains("年", regex=False).fillna(False)
+        cjk = bool(has_cjk.any())
+        if cjk:
+            subset = subset.str.replace(
+                _DATE_CJK,
+                lambda m: f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3) or 1):02d}",
+                regex=True,
+            )
+        values[retry] = pd.to_datetime(subset, errors="coerce", format="mixed")
+    bad = text.notna() & values.isna()
+    return values.astype("datetime64[us]"), bad, cjk
+
+
+def _to_period(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    def one(value: Any) -> Any:
+        if not isinstance(value, str):
+            return pd.NA
+        match = _PERIOD_TEXT.match(value)
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            return pd.NA
+        return f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
+
+    values = text.map(one, na_action="ignore").astype("string")
+    bad = text.notna() & values.isna()
+    return values, bad
+
+
+def _label_map(column: Column) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for value, (zh, en) in (column.values or {}).items():
+        for label in (value, zh, en):
+            table[label.strip().lower()] = value
+    return table
+
+
+def _convert_column(
+    table: LoadedTable, column: Column, raw: pd.Series, params: Params | None
+) -> pd.Series:
+    text = _normalise_text(raw)
+    expected_type = {
+        "int": "integer",
+        "float": "number",
+        "bool": "yes/no",
+        "datetime": "date-time",
+        "date": "date",
+        "period": "YYYY-MM",
+        "str": "text",
+    }[column.dtype]
+    if column.dtype in ("int", "float"):
+        values, bad, had_percent = _to_number(text)
+        _problem(table, column.name, "not_a_number", expected_type, bad, raw)
+        if had_percent:
+            table.notes.append(("note.percent_text", {"column": column.name}))
+        if column.dtype == "int":
+            fractional = values.notna() & (values != values.round())
+            _problem(table, column.name, "not_an_integer", expected_type, fractional, raw)
+            values = values.round().astype("Int64")
+        result: pd.Series = values
+    elif column.dtype == "bool":
+        result, bad = _to_bool(text)
+        _problem(table, column.name, "not_yes_no", expected_type, bad, raw)
+    elif column.dtype in ("datetime", "date"):
+        result, bad, had_cjk = _to_datetime(text)
+        _problem(table, column.name, "not_a_date", expected_type, bad, raw)
+        if had_cjk:
+            table.notes.append(("note.cjk_dates", {"column": column.name}))
+        if column.dtype == "date":
+            result = result.dt.normalize()
+    elif column.dtype == "period":
+        result, bad = _to_period(text)
+        _problem(table, column.name, "not_a_period", expected_type, bad, raw)
+    else:
+        result = text
+        if column.values:
+            labels = _label_map(column)
+            mapped = text.str.lower().map(labels)
+            unknown = text.notna() & mapped.isna()
+            _problem(
+                table,
+                column.name,
+                "not_allowed",
+                " / ".join(column.values),
+                unknown,
+                raw,
+            )
+            result = mapped.where(mapped.notna(), text).astype("string")
+        if column.lookup and params is not None and params.lookup(column.lookup):
+            known = params.lookup(column.lookup)
+            mapped = text.map(known)
+            mapped = mapped.where(mapped.notna(), text.str.lower().map(known))
+            unknown = text.notna() & mapped.isna()
+            reason = "unknown_department" if column.lookup == "departments" else "not_allowed"
+            _problem(
+                table,
+                column.name,
+                reason,
+                ", ".join(sorted(set(known.values()))),
+                unknown,
+                raw,
+            )
+            result = mapped.where(mapped.notna(), text).astype("string")
+    if not column.nullable:
+        _problem(table, column.name, "missing_value", expected_type, text.isna(), raw)
+    if column.minimum is not None or column.maximum is not None:
+        numeric = pd.to_numeric(result, errors="coerce")
+        low = column.minimum if column.minimum is not None else -np.inf
+        high = column.maximum if column.maximum is not None else np.inf
+        outside = numeric.notna() & ((numeric < low) | (numeric > high))
+        _problem(
+            table,
+            column.name,
+            "out_of_range",
+            f"{column.minimum if column.minimum is not None else '…'}–"
+            f"{column.maximum if column.maximum is not None else '…'}",
+            outside.fillna(False),
+            raw,
+        )
+    return result
+
+
+def _typed_from_grid(grid: pd.DataFrame, table: LoadedTable, params: Params | None) -> None:
+    dataset = table.dataset
+    header_index = _find_header_row(grid, dataset)
+    table.header_row = header_index + 1
+    if header_index:
+        table.notes.append(("note.title_rows", {"rows": header_index}))
+    known = header_map(dataset)
+    headers = [str(v) for v in grid.iloc[header_index].tolist()]
+    body = grid.iloc[header_index + 1 :]
+    # drop fully empty rows (Excel leaves them at the end); column-wise, vectorised
+    if len(body):
+        filled = body.astype("string").fillna("").apply(lambda col: col.str.strip().ne(""))
+        body = body[filled.any(axis=1).to_numpy()]
+    row_numbers = body.index.to_numpy() + 1
+    columns: dict[str, pd.Series] = {}
+    for position, header in enumerate(headers):
+        name = known.get(_header_key(header))
+        if name is None:
+            if header.strip():
+                table.unknown_columns.append(header.strip())
+            continue
+        if name in columns:
+            raise DataError(
+                "error.data.duplicate_column", file=str(table.path), column=header, name=name
+            )
+        columns[name] = body.iloc[:, position].reset_index(drop=True)
+    raw = pd.DataFrame(columns)
+    raw[ROW] = row_numbers
+    _convert(raw, table, params)
+
+
+def _convert(raw: pd.DataFrame, table: LoadedTable, params: Params | None) -> None:
+    dataset = table.dataset
+    table.frame = pd.DataFrame({ROW: raw[ROW].to_numpy()})
+    for column in dataset.columns:
+        if column.name not in raw.columns:
+            if column.required:
+                table.missing_columns.append(column.name)
+            table.frame[column.name] = pd.Series(pd.NA, index=table.frame.index, dtype="string")
+            continue
+        series = raw[column.name]
+        if not pd.api.types.is_string_dtype(series) and column.dtype != "str":
+            series = series.astype("string")
+        table.frame[column.name] = _convert_column(table, column, series, params).array
+    if not table.missing_columns:
+        for derived in dataset.derived:
+            table.frame[derived.name] = derived.compute(table.frame)
+
+
+def read_dataset(
+    path: Path, dataset: Dataset | str, params: Params | None = None
+) -> LoadedTable:
+    """Read one file of ``dataset`` into a typed table, collecting every problem.
+
+    The file is opened read-only. Problems with values are collected in
+    ``.problems`` (the gate decides what they mean); a file that cannot be read
+    at all raises.
+
+    Raises:
+        DataError: the file does not exist, is empty, binary, in an unknown
+            encoding, or not parseable as its format.
+    """
+    dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("error.data.missing_file", file=str(path), dataset=dataset.id)
+    table = LoadedTable(dataset=dataset, path=path, sha256=sha256_file(path), frame=pd.DataFrame())
+    if path.suffix.lower() == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError on broken files
+            raise DataError("error.data.parquet_unreadable", file=str(path), problem=str(exc)) from exc
+        known = header_map(dataset)
+        rename = {c: known[_header_key(c)] for c in frame.columns if _header_key(c) in known}
+        frame = frame.rename(columns=rename)
+        table.unknown_columns = [c for c in frame.columns if c not in rename.values()]
+        frame[ROW] = np.arange(1, len(frame) + 1)
+        _convert(frame, table, params)
+    else:
+        _typed_from_grid(_raw_grid(path, table), table, params)
+    return table
+
+
+def raise_for_problems(table: LoadedTable, lang_hint: str = "en") -> None:
+    """Raise the first problem of a table as a DataError (for use without the gate)."""
+    if table.missing_columns:
+        raise DataError(
+            "error.data.missing_columns",
+            file=str(table.path),
+            dataset=table.dataset.id,
+            columns=", ".join(table.missing_columns),
+        )
+    if table.problems:
+        first = table.problems[0]
+        raise DataError(
+            f"error.data.problem.{first.reason}",
+            file=first.file,
+            column=first.column,
+            rows=", ".join(map(str, first.rows[:5])),
+            count=first.count,
+            value=first.values[0] if first.values else "",
+            expected=first.expected,
+        )
+
+
+def load(
+    folder: Path, dataset: str, params: Params | None = None, required: bool = True
+) -> LoadedTable | None:
+    """Find and read ``dataset`` in ``folder``.
+
+    Raises:
+        DataError: ``required`` and no file found.
+    """
+    spec = DATASETS[dataset]
+    path = find_dataset_file(folder, spec)
+    if path is None:
+        if required:
+            raise DataError(
+                "error.data.dataset_not_found",
+                dataset=dataset,
+                name=spec.zh,
+                folder=str(folder),
+                names=", ".join(f"{s}{x}" for s in spec.stems[:2] for x in SUFFIXES),
+            )
+        return None
+    return read_dataset(path, spec, params)
+
+
+# ---------------------------------------------------------------------------
+# Writing exports (the demo and test fixtures use these)
+# ---------------------------------------------------------------------------
+def write_export(
+    frame: pd.DataFrame,
+    path: Path,
+    dataset: Dataset | str,
+    headers: str = "en",
+    encoding: str = "utf-8",
+) -> Path:
+    """Write ``frame`` as an export file with ``zh``, ``en`` or ``id`` headers.
+
+    The format follows the suffix: ``.csv`` (in ``encoding``), ``.xlsx`` or ``.parquet``.
+    """
+    dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    label: Mapping[str, str] = {
+        c.name: (c.zh if headers == "zh" else c.en if headers == "en" else c.name)
+        for c in dataset.columns
+    }
+    out = frame[[c for c in frame.columns if c in label]].rename(columns=label)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with _atomic(path, "wb") as fh:
+            fh.write(out.to_csv(index=False, lineterminator="\r\n").encode(encoding))
+    elif suffix == ".xlsx":
+        with _atomic(path, "wb") as fh:
+            out.to_excel(fh, index=False, engine="openpyxl")
+    elif suffix == ".parquet":
+        write_parquet(path, out)
+    else:
+        raise ValueError(f"unsupported export format {suffix}")
+    return path

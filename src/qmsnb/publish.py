@@ -1,0 +1,277 @@
+"""Publishing: executed notebooks → offline HTML reports, the portal and the manifest.
+
+Reports are exported in-process with nbconvert's ``HTMLExporter`` and our template
+(``templates/qmsnb_report``): code and papermill's injected cell hidden, stderr
+dropped, every CDN reference of the lab template removed, one shared local copy
+of plotly.js per period (``assets/``). After export every page is checked for
+references to anything outside the output folder; one found is a PublishError.
+
+The portal (``<period>/index.html``) and the list of periods (``index.html``) are
+rendered with Jinja2 with autoescaping on: every string from data is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from qmsnb import io
+from qmsnb.config import ORGANISATION, Params
+from qmsnb.exceptions import PublishError
+from qmsnb.i18n import period_label, t
+
+ASSETS = "assets"
+#: Packages whose versions the manifest records.
+VERSIONED = (
+    "qmsnb", "pandas", "numpy", "pyarrow", "plotly", "papermill", "nbclient", "nbconvert",
+    "nbformat", "ipykernel", "jupyter_client", "great_expectations", "pydantic", "openpyxl",
+)
+_EXTERNAL = re.compile(
+    r"""<(?:script|link|img|iframe|embed|object|source)\b[^>]*?\b(?:src|href|data)\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""",
+    re.IGNORECASE,
+)
+_CSS_IMPORT = re.compile(r"""@import\s+(?:url\()?["']?((?:https?:)?//[^"')\s]+)""", re.IGNORECASE)
+
+
+def _templates() -> Path:
+    return Path(str(resources.files("qmsnb") / "templates"))
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages a report depends on."""
+    import platform
+
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def write_assets(folder: Path) -> None:
+    """The shared local assets of a period: plotly.js and the report stylesheet."""
+    import plotly
+
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    io.copy_file(plotly_js, folder / "plotly.min.js")
+    io.copy_file(_templates() / "report.css", folder / "report.css")
+
+
+@lru_cache(maxsize=1)
+def _exporter() -> Any:
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = {"injected-parameters", "parameters"}
+    config.HTMLExporter.exclude_input = True
+    config.HTMLExporter.exclude_input_prompt = True
+    config.HTMLExporter.exclude_output_prompt = True
+    exporter = HTMLExporter(
+        config=config,
+        template_name="qmsnb_report",
+        extra_template_basedirs=[str(_templates())],
+    )
+    exporter.register_preprocessor("nbconvert.preprocessors.TagRemovePreprocessor", enabled=True)
+    return exporter
+
+
+def external_references(markup: str) -> list[str]:
+    """URLs outside the output folder that a page would load (scripts, styles, images)."""
+    return _EXTERNAL.findall(markup) + _CSS_IMPORT.findall(markup)
+
+
+def export_report(
+    ipynb: Path,
+    html: Path,
+    *,
+    title: str,
+    lang: str,
+    portal_href: str = "../index.html",
+    assets_href: str = f"../{ASSETS}",
+    footer: str = "",
+) -> Path:
+    """Export one executed notebook to an offline HTML report.
+
+    Raises:
+        PublishError: the page would load something from outside the output folder.
+    """
+    import nbformat
+
+    nb = nbformat.reads(io.read_text(ipynb), as_version=4)
+    nb.metadata["title"] = title
+    body, _ = _exporter().from_notebook_node(
+        nb,
+        resources={
+            "language_code": "zh-CN" if lang == "zh" else "en",
+            "qmsnb": {
+                "assets": assets_href,
+                "portal": portal_href,
+                "back_label": t("report.back_to_portal", lang),
+                "title": title,
+                "footer": footer,
+            },
+        },
+    )
+    found = external_references(body)
+    if found:
+        raise PublishError("error.publish.external", file=str(html), urls=", ".join(found[:5]))
+    return io.write_text(html, body)
+
+
+def _jinja() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_templates())),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _status_label(status: str, lang: str) -> str:
+    return t(f"portal.status.{status}", lang)
+
+
+def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: str) -> Path:
+    """``<period>/index.html``: scopes × reports with status and links."""
+    period = manifest["period"]
+    reports = {(r["department"], r["notebook"]): r for r in manifest["reports"]}
+    notebooks = [
+        {"id": nb.id, "title": nb.title(lang)}
+        for nb in params.batch.notebooks
+        if any(key[1] == nb.id for key in reports)
+    ]
+    scopes = [ORGANISATION, *params.departments]
+    rows = []
+    for scope in scopes:
+        cells = []
+        for nb in notebooks:
+            report = reports.get((scope, nb["id"]))
+            if report is None:
+                cells.append(None)
+                continue
+            status = report["status"]
+            cells.append(
+                {
+                    "status": status,
+                    "label": _status_label(status, lang),
+                    "html": report.get("html"),
+                    "notebook": report.get("ipynb") if status != "ok" else None,
+                    "previous": report.get("previous"),
+                    "error": report.get("error") or report.get("reason"),
+                    "seconds": None if report.get("seconds") is None else f"{report['seconds']:.1f}",
+                }
+            )
+        if any(cells):
+            rows.append(
+                {
+                    "name": params.department_name(scope, lang),
+                    "is_org": scope == ORGANISATION,
+                    "cells": cells,
+                }
+            )
+    banners = list(manifest.get("banners", []))
+    failed = [r for r in manifest["reports"] if r["status"] in ("failed", "timeout", "crashed")]
+    if failed:
+        banners.insert(
+            0,
+            {
+                "kind": "red",
+                "title": t("portal.failed_banner", lang, count=len(failed)),
+                "lines": [
+                    t(
+                        "portal.failed_line",
+                        lang,
+                        scope=params.department_name(r["department"], lang),
+                        report=params.notebooks[r["notebook"]].title(lang),
+                        error=r.get("error") or "",
+                    )
+                    for r in failed
+                ]
+                + ([t("portal.stale_note", lang)] if any(r.get("previous") for r in failed) else []),
+            },
+        )
+    org = params.organisation.name(lang)
+    html = _jinja().get_template("portal.html.j2").render(
+        html_lang="zh-CN" if lang == "zh" else "en",
+        t=lambda key, **kw: t(key, lang, **kw),
+        title=t("portal.title", lang, period=period_label(period, lang)),
+        subtitle=t("portal.subtitle", lang, org=org, run=manifest["run_id"], time=manifest["finished"]),
+        banners=banners,
+        notebooks=notebooks,
+        rows=rows,
+        data_quality=(folder / "data_quality.html").is_file(),
+        css=io.read_text(_templates() / "portal.css"),
+        footer=t("portal.footer", lang, version=manifest["versions"].get("qmsnb", "")),
+    )
+    return io.write_text(folder / "index.html", html)
+
+
+def render_periods_index(output_dir: Path, params: Params, lang: str) -> Path:
+    """``outputs/index.html``: every period that has a portal, newest first."""
+    periods = []
+    for folder in sorted((p for p in output_dir.iterdir() if p.is_dir()), reverse=True):
+        manifest_file = folder / "manifest.json"
+        if folder.name.startswith(".") or not manifest_file.is_file():
+            continue
+        manifest = io.read_json(manifest_file)
+        counts: dict[str, int] = {}
+        for report in manifest.get("reports", []):
+            key = "ok" if report["status"] == "ok" else (
+                "blocked" if report["status"] == "blocked" else "failed"
+            )
+            counts[key] = counts.get(key, 0) + 1
+        periods.append(
+            {
+                "href": f"{folder.name}/index.html",
+                "label": period_label(folder.name, lang),
+                "finished": manifest.get("finished", ""),
+                "summary": [
+                    {"status": s, "label": t(f"portal.summary.{s}", lang, count=n)}
+                    for s, n in counts.items()
+                ],
+            }
+        )
+    org = params.organisation.name(lang)
+    html = _jinja().get_template("periods.html.j2").render(
+        html_lang="zh-CN" if lang == "zh" else "en",
+        title=t("portal.periods_title", lang, org=org),
+        subtitle=t("portal.periods_subtitle", lang),
+        periods=periods,
+        css=io.read_text(_templates() / "portal.css"),
+        footer=t("portal.footer", lang, version=versions().get("qmsnb", "")),
+    )
+    return io.write_text(output_dir / "index.html", html)
+
+
+def check_offline(folder: Path) -> list[tuple[str, list[str]]]:
+    """Every HTML page under ``folder`` that references something outside it."""
+    bad = []
+    for page in sorted(folder.rglob("*.html")):
+        found = external_references(io.read_text(page))
+        if found:
+            bad.append((str(page), found))
+    return bad
+
+
+def relative(path: Path, start: Path) -> str:
+    return path.relative_to(start).as_posix()
+
+
+def report_paths(folder: Path, department: str, notebook: str) -> tuple[Path, Path]:
+    """Where a report's executed notebook and HTML live inside a period folder."""
+    return folder / department / f"{notebook}.ipynb", folder / department / f"{notebook}.html"
+
+
+def scopes_sorted(values: Sequence[str], params: Params) -> list[str]:
+    order = {d: i for i, d in enumerate([ORGANISATION, *params.departments])}
+    return sorted(values, key=lambda d: order.get(d, len(order)))
