@@ -169,7 +169,7 @@ class Section:
     Attributes:
         title: heading text (escaped when shown).
         items: paragraphs (str), :class:`Html`, plotly figures or nested sections.
-        level: heading level (2 for report sections).
+        level: heading level (2 for report sections; 0 shows no heading).
         anchor: id for links from the summary.
     """
 
@@ -205,12 +205,15 @@ class Section:
         return "\n".join(parts)
 
     def heading_html(self) -> str:
+        if self.level == 0:  # a section without a visible heading (e.g. the title block)
+            return ""
         anchor = f' id="{escape(self.anchor)}"' if self.anchor else ""
         return f'<h{self.level}{anchor} class="qm-h">{escape(self.title)}</h{self.level}>'
 
     def _ipython_display_(self) -> None:
         from IPython.display import HTML, display
 
-        display(HTML(self.heading_html()))
+        if self.level:
+            display(HTML(self.heading_html()))
         for item in self.items:
             show(item)

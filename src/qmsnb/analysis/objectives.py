@@ -86,17 +86,26 @@ def narrative(ctx: PeriodContext, limit: int = 6) -> list[str]:
                 value=fmt_number(row["value"], kpi.unit),
             )
         )
-    for chart in control_results(ctx):
+    judged = {r.kpi: r.status for r in rows.itertuples()}
+    charts_now = control_results(ctx)
+    for chart in charts_now:
         if chart.signal_now:
             lines.append(ctx.t("objectives.narrative.signal", kpi=ctx.kpi_name(chart.kpi)))
-        elif chart.change is not None and chart.change < -1 and chart.better_high:
-            lines.append(
-                ctx.t(
-                    "objectives.narrative.noise_drop",
-                    kpi=ctx.kpi_name(chart.kpi),
-                    change=fmt_change(chart.change, chart.unit),
-                )
+    # the largest move that is only noise, where someone might over-react to it
+    noise = [
+        c for c in charts_now
+        if not c.signal_now and c.change is not None and judged.get(c.kpi) in ("red", "yellow")
+        and abs(c.change) >= 1
+    ]
+    if noise:
+        chart = max(noise, key=lambda c: abs(c.change or 0))
+        lines.append(
+            ctx.t(
+                "objectives.narrative.noise_drop",
+                kpi=ctx.kpi_name(chart.kpi),
+                change=fmt_change(chart.change, chart.unit),
             )
+        )
     return lines
 
 
@@ -300,7 +309,7 @@ def summary(ctx: PeriodContext) -> Section:
     chips = " ".join(
         badge(s, f"{_status_label(ctx, s)} {counts[s]}") for s in ("red", "yellow", "green")
     )
-    section = Section(ctx.t("objectives.summary"), anchor="summary")
+    section = Section(ctx.t("objectives.summary"), anchor="summary", level=0)
     section.add(header(ctx), Html(f'<p class="qm-chips">{chips}</p>'), bullet_list(narrative(ctx)))
     months = ctx.meta.get("months", [])
     if len(months) < ctx.params.catalogue.status.trend_months:
