@@ -1,0 +1,64 @@
+"""Measuring helpers for benchmarks: wall time and peak memory of a process tree."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class Measurement:
+    """Wall time (s) and peak resident memory (MiB) of a command and its children."""
+
+    seconds: float
+    peak_mib: float
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+            interval: float = 0.05) -> Measurement:
+    """Run ``cmd`` and sample the summed RSS of its whole process tree."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    stop.set()
+    sampler.join()
+    return Measurement(time.perf_counter() - started, peak / 2**20, proc.returncode, out, err)
+
+
+def in_process_peak() -> float:
+    """Peak RSS of this process so far (MiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
