@@ -294,12 +294,20 @@ def monthly_indicators(rng: np.random.Generator, period: Period) -> pd.DataFrame
 # Registers
 # ---------------------------------------------------------------------------
 def process_register() -> pd.DataFrame:
-    """The reference register, as shipped."""
+    """The reference register, as shipped, with one gap filled.
+
+    The source row of M5 (internal audit) is cut short and names no ISO clause;
+    the demo gives it 9.2 (internal audit), so audit findings on M5 can cite a
+    clause the register names (the records store refuses any other).
+    """
     from importlib import resources
 
     path = resources.files("qmsnb") / "resources" / "process_register.csv"
     with resources.as_file(path) as real:
-        return pd.read_csv(real, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(real, dtype=str, keep_default_na=False)
+    gap = (frame["process_name"] == "内部审核") & (frame["iso_clauses"].str.strip() == "")
+    frame.loc[gap, "iso_clauses"] = "9.2;9.2.1;9.2.2"
+    return frame
 
 
 def objectives(year: int) -> pd.DataFrame:
