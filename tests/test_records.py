@@ -415,3 +415,78 @@ def test_demo_marker(params: Params) -> None:
     assert caught.value.key == "error.records.not_demo"
     assert store.get("process_register", "C1")["importance"] == "B"
     store.close()
+
+
+def test_prepare_snapshots_the_store_with_its_fingerprint(
+    store: RecordsStore, params: Params, tmp_path: Path
+) -> None:
+    from qmsnb import prepare
+
+    action_id = store.frame("actions")["action_id"].iloc[0]
+    store.update("actions", action_id, {"owner": "快照测试"}, "钱伟")
+    meta = prepare.prepare(params, "2026-10", tmp_path / "prepared")
+    _, regs, _ = prepare.read_prepared(tmp_path / "prepared")
+    assert regs["actions"].set_index("action_id").loc[action_id, "owner"] == "快照测试"
+    assert meta["records_store"]["fingerprint"] == store.fingerprint()
+    assert meta["records_store"]["registers"] == sorted(REGISTERS)
+    sources = {i["dataset"]: i for i in meta["inputs"] if i["period"] is None}
+    assert sources["actions"]["path"].endswith("qmsnb.sqlite#actions")
+    assert sources["actions"]["sha256"] == store.fingerprint("actions")
+    # registers the store does not keep still come from their files
+    assert sources["objectives"]["path"].endswith("objectives.xlsx")
+    # a later save moves the fingerprint; the prepared snapshot stays as it was
+    store.update("actions", action_id, {"owner": "之后的修改"}, "钱伟")
+    assert store.fingerprint() != meta["records_store"]["fingerprint"]
+    assert regs["actions"].set_index("action_id").loc[action_id, "owner"] == "快照测试"
+
+
+def test_prepare_without_a_store_reads_files_and_creates_none(
+    params: Params, tmp_path: Path
+) -> None:
+    from qmsnb import prepare
+
+    meta = prepare.prepare(params, "2026-10", tmp_path / "prepared")
+    assert meta["records_store"] == {}
+    assert not store_exists(params)
+
+
+def test_demo_command_seeds_a_fresh_store_and_never_overwrites_real_entries(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qmsnb.cli import main
+
+    args = ["--params", str(project / "params"), "--lang", "en"]
+    import shutil
+
+    shutil.rmtree(project / "data")
+    assert main([*args, "demo", "--calls-per-month", "300", "--months", "2"]) == 0
+    params = load_params(project / "params")
+    with open_store(params) as store:
+        counts = store.counts()
+        assert store.is_demo_only()
+    assert counts["findings"] == len(io.load(params.registers_dir, "findings", params).frame)
+    assert main([*args, "demo", "--calls-per-month", "300", "--months", "2"]) == 0  # demo again
+    with open_store(params) as store:
+        assert store.counts() == counts
+        store.update("process_register", "C1", {"importance": "B"}, "品质部 赵敏")
+    capsys.readouterr()
+    assert main([*args, "demo", "--calls-per-month", "300", "--months", "2"]) == 2
+    assert "not demo data" in capsys.readouterr().err
+    with open_store(params) as store:
+        assert store.get("process_register", "C1")["importance"] == "B"
+
+
+def test_records_command_exports_and_imports(
+    store: RecordsStore, params: Params, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qmsnb.cli import main
+
+    args = ["--params", str(params.folder), "--lang", "en", "records"]
+    out = tmp_path / "actions.xlsx"
+    assert main([*args, "export", "actions", str(out)]) == 0
+    assert out.is_file()
+    assert main([*args, "import", "actions", str(out), "--who", "钱伟"]) == 0
+    text = capsys.readouterr().out
+    assert f"0 added, 0 updated, {len(store.frame('actions'))} unchanged" in text
+    assert main([*args, "import", "findings", str(out), "--who", "钱伟"]) == 2
+    assert "lacks required columns" in capsys.readouterr().err

@@ -531,3 +531,31 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
     return written
+
+
+def seed_store(params: Params, registers_dir: Path) -> dict[str, int]:
+    """Import the demo registers found in ``registers_dir`` into a fresh records store.
+
+    Only a store that is empty or holds nothing but earlier demo data is
+    replaced; the imported content is marked as demo data.
+
+    Returns:
+        Register → number of records imported.
+
+    Raises:
+        RecordsError: the store holds entries that are not demo data.
+    """
+    from qmsnb.contract import DATASETS, registers
+    from qmsnb.records import DEMO_USER, import_order, open_store
+
+    files = {d.id: io.find_dataset_file(registers_dir, d) for d in registers()}
+    names = import_order([name for name, path in files.items() if path is not None])
+    counts: dict[str, int] = {}
+    with open_store(params) as store:
+        store.reset_demo()
+        for name in names:
+            path = files[name]
+            assert path is not None and name in DATASETS
+            counts[name] = len(store.import_table(name, path, DEMO_USER).inserted)
+        store.mark_demo()
+    return counts

@@ -90,6 +90,9 @@ class LoadedTable:
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
+    #: Where a table that was not read from a file came from (the records store's
+    #: ``<url>#<register>``); None for files.
+    source: str | None = None
 
     @property
     def rows(self) -> int:

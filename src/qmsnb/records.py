@@ -945,6 +945,18 @@ class RecordsStore:
         with self._read() as conn:
             return self._frame(conn, register)
 
+    def counts(self) -> dict[str, int]:
+        """Register → number of live records, for the registers this store keeps."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(RECORDS.c.register, sa.func.count())
+                .where(RECORDS.c.retired.is_(False))
+                .group_by(RECORDS.c.register)
+                .order_by(RECORDS.c.register)
+            )
+            found = {r: int(n) for r, n in rows}
+            return {r: found.get(r, 0) for r in self._owned(conn)}
+
     def versions(self, register: str) -> dict[str, int]:
         """Record id → current version, for live records of a register."""
         with self._read() as conn:
@@ -1006,15 +1018,19 @@ class RecordsStore:
 
         Any saved change moves it; reading does not.
         """
+        with self._read() as conn:
+            return self._fingerprint(conn, register)
+
+    @staticmethod
+    def _fingerprint(conn: sa.Connection, register: str | None) -> str:
         query = sa.select(
             RECORDS.c.register, RECORDS.c.record_id, RECORDS.c.version, RECORDS.c.retired
         )
         if register is not None:
             query = query.where(RECORDS.c.register == register)
         digest = hashlib.sha256()
-        with self._read() as conn:
-            for row in conn.execute(query.order_by(RECORDS.c.register, RECORDS.c.record_id)):
-                digest.update(f"{row[0]}\x1f{row[1]}\x1f{row[2]}\x1f{int(row[3])}\x1e".encode())
+        for row in conn.execute(query.order_by(RECORDS.c.register, RECORDS.c.record_id)):
+            digest.update(f"{row[0]}\x1f{row[1]}\x1f{row[2]}\x1f{int(row[3])}\x1e".encode())
         return digest.hexdigest()
 
     # -- tables in and out ---------------------------------------------------------
@@ -1051,6 +1067,8 @@ class RecordsStore:
                 "error.records.import_missing_columns",
                 file=name,
                 register=register,
+                register_zh=dataset.zh,
+                register_en=dataset.en,
                 columns=", ".join(table.missing_columns),
             )
         if table.problems:
@@ -1216,6 +1234,53 @@ class RecordsStore:
             raise RecordsError("error.records.not_demo", url=self.display_url)
         _metadata.drop_all(self.engine)
         self._create_schema()
+
+
+def import_order(registers: list[str]) -> list[str]:
+    """``registers`` ordered so that a register comes after those it references
+    (process register, audit programme, findings, actions, ...)."""
+    ordered: list[str] = []
+
+    def visit(name: str, trail: tuple[str, ...] = ()) -> None:
+        if name in ordered or name in trail or name not in registers:
+            return
+        for column in DATASETS[name].columns:
+            if column.references:
+                visit(column.references, (*trail, name))
+        ordered.append(name)
+
+    for name in registers:
+        visit(name)
+    return ordered
+
+
+def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]:
+    """The registers the store keeps as loader tables, and the store's fingerprint.
+
+    One read transaction, so the tables and fingerprints are one consistent state.
+    Nothing is created: without a store, ``({}, {})``. Each table's ``sha256`` is
+    its register's fingerprint and ``source`` is ``<url>#<register>``.
+    """
+    if not store_exists(params):
+        return {}, {}
+    with open_store(params) as store, store._read() as conn:
+        tables: dict[str, io.LoadedTable] = {}
+        for register in store._owned(conn):
+            if register not in DATASETS:
+                continue
+            tables[register] = io.LoadedTable(
+                dataset=DATASETS[register],
+                path=_sqlite_file(store.url) or Path(register),
+                sha256=store._fingerprint(conn, register),
+                frame=store._frame(conn, register),
+                source=f"{store.display_url}#{register}",
+            )
+        info = {
+            "url": store.display_url,
+            "fingerprint": store._fingerprint(conn, None),
+            "registers": sorted(tables),
+        }
+    return tables, info
 
 
 def open_store(params: Params, url: str | None = None) -> RecordsStore:
