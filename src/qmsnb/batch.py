@@ -145,7 +145,7 @@ def _progress(total: int, lang: str) -> tuple[Callable[[JobResult], None], Calla
         if bar.disable:
             print(
                 t("run.job_done", lang, scope=result.job.department, report=result.job.notebook,
-                  status=result.status, seconds=f"{result.seconds:.1f}"),
+                  status=t(f"portal.status.{result.status}", lang), seconds=f"{result.seconds:.1f}"),
                 file=sys.stderr,
             )
 

@@ -242,8 +242,14 @@ class Params:
                 for name in (sub_id, names.zh, names.en):
                     subcategories[name] = sub_id
                     subcategories[name.lower()] = sub_id
+        scopes = {**self.department_aliases}
+        for name in (ORGANISATION, "全组织", "公司", "whole organisation", self.organisation.name.zh,
+                     self.organisation.name.en):
+            scopes[name] = ORGANISATION
+            scopes[name.lower()] = ORGANISATION
         return {
             "departments": self.department_aliases,
+            "scopes": scopes,
             "complaint_categories": categories,
             "complaint_subcategories": subcategories,
         }

@@ -34,7 +34,7 @@ class QmsnbError(Exception):
 
     exit_code: ExitCode = ExitCode.USER_ERROR
 
-    def __init__(self, key: str, **facts: Any) -> None:
+    def __init__(self, key: str, /, **facts: Any) -> None:
         self.key = key
         self.facts = facts
         super().__init__(self.message("en"))
