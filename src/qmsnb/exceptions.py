@@ -67,8 +67,18 @@ class GateFailed(QmsnbError):
 class RecordsError(QmsnbError):
     """A record could not be saved to the records store (validation or conflict).
 
-    ``facts["field"]`` names the field at fault (when there is one).
+    ``facts["field"]`` names the field at fault (when there is one). A fact may be
+    bilingual (``{"zh": "等级", "en": "Grade"}``): the message picks its language.
     """
+
+    def message(self, lang: str) -> str:
+        from qmsnb.i18n import pick, t
+
+        facts = {
+            k: pick(v, lang) if isinstance(v, dict) and {"zh", "en"} <= set(v) else v
+            for k, v in self.facts.items()
+        }
+        return t(self.key, lang, **facts)
 
 
 class RecordsConflict(RecordsError):

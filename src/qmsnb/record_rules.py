@@ -49,12 +49,12 @@ def register_clauses(processes: pd.DataFrame) -> dict[str, list[str]]:
     }
 
 
-def _dept_facts(ctx: RuleContext, dept: str) -> dict[str, str]:
+def _dept_facts(ctx: RuleContext, dept: str) -> dict[str, dict[str, str]]:
     try:
         department = ctx.params.department(dept)
     except Exception:  # an unknown id was already refused by the contract
-        return {"dept_zh": dept, "dept_en": dept}
-    return {"dept_zh": department.name.zh, "dept_en": department.name.en}
+        return {"dept": {"zh": dept, "en": dept}}
+    return {"dept": {"zh": department.name.zh, "en": department.name.en}}
 
 
 # ---------------------------------------------------------------------------
@@ -172,8 +172,7 @@ def action_dates(doc: dict[str, Any], ctx: RuleContext) -> None:
                 "actions",
                 "due_date",
                 value=doc["due_date"],
-                other_zh="发现日期",
-                other_en="finding date",
+                other={"zh": "发现日期", "en": "finding date"},
                 other_value=found.date().isoformat(),
             )
     if raised is not None and due is not None and due < raised:
@@ -182,8 +181,7 @@ def action_dates(doc: dict[str, Any], ctx: RuleContext) -> None:
             "actions",
             "due_date",
             value=doc["due_date"],
-            other_zh="提出日期",
-            other_en="date raised",
+            other={"zh": "提出日期", "en": "date raised"},
             other_value=raised.date().isoformat(),
         )
     if doc.get("status") == "closed" and closed is None:
@@ -194,7 +192,6 @@ def action_dates(doc: dict[str, Any], ctx: RuleContext) -> None:
             "actions",
             "closed_on",
             value=doc["closed_on"],
-            other_zh="提出日期",
-            other_en="date raised",
+            other={"zh": "提出日期", "en": "date raised"},
             other_value=raised.date().isoformat(),
         )

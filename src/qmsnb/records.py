@@ -196,24 +196,23 @@ def _load_rules() -> None:
 def field_error(key: str, dataset: Dataset | str, field_name: str, **facts: Any) -> RecordsError:
     """A RecordsError about one field, with the facts every message can use.
 
-    Facts: ``field`` (id), ``label_zh`` / ``label_en`` (the column's headers),
-    ``register``, ``register_zh`` / ``register_en`` and whatever is passed.
+    Facts: ``field`` (id), ``label`` (the column's headers, ``{zh:, en:}``),
+    ``register`` (id), ``register_name`` (``{zh:, en:}``) and whatever is passed.
     """
     spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
     try:
         column = spec.column(field_name)
-        labels = {"label_zh": column.zh, "label_en": column.en}
+        label = {"zh": column.zh, "en": column.en}
     except KeyError:
-        labels = {"label_zh": field_name, "label_en": field_name}
+        label = {"zh": field_name, "en": field_name}
     cls = RecordsConflict if key == "error.records.conflict" else RecordsError
     return cls(
         key,
         **{
             "field": field_name,
             "register": spec.id,
-            "register_zh": spec.zh,
-            "register_en": spec.en,
-            **labels,
+            "register_name": {"zh": spec.zh, "en": spec.en},
+            "label": label,
             **facts,
         },
     )
@@ -295,20 +294,22 @@ def _raw_value(value: Any) -> Any:
 
 
 def _problem_error(dataset: Dataset, problem: io.Problem) -> RecordsError:
-    expected = {k: problem.expected for k in ("expected", "expected_zh", "expected_en")}
+    expected: Any = problem.expected
     try:
         column = dataset.column(problem.column)
     except KeyError:
         column = None
     if column is not None and column.values and problem.reason == "not_allowed":
-        expected["expected_zh"] = "、".join(zh for zh, _ in column.values.values())
-        expected["expected_en"] = ", ".join(en for _, en in column.values.values())
+        expected = {
+            "zh": "、".join(zh for zh, _ in column.values.values()),
+            "en": ", ".join(en for _, en in column.values.values()),
+        }
     return field_error(
         f"error.records.{problem.reason}",
         dataset,
         problem.column,
         value=problem.values[0] if problem.values else "",
-        **expected,
+        expected=expected,
     )
 
 
@@ -566,8 +567,7 @@ class RecordsStore:
                     "error.records.unknown_field",
                     field=key,
                     register=register,
-                    register_zh=dataset.zh,
-                    register_en=dataset.en,
+                    register_name={"zh": dataset.zh, "en": dataset.en},
                     known=", ".join(sorted(names)),
                 )
         raw = pd.DataFrame(
@@ -599,9 +599,7 @@ class RecordsStore:
                     dataset,
                     column.name,
                     value=value,
-                    target=target,
-                    target_zh=DATASETS[target].zh,
-                    target_en=DATASETS[target].en,
+                    target={"zh": DATASETS[target].zh, "en": DATASETS[target].en},
                 )
         _load_rules()
         context = RuleContext(store=self, conn=conn, register=dataset.id, previous=previous)
@@ -1067,8 +1065,7 @@ class RecordsStore:
                 "error.records.import_missing_columns",
                 file=name,
                 register=register,
-                register_zh=dataset.zh,
-                register_en=dataset.en,
+                register_name={"zh": dataset.zh, "en": dataset.en},
                 columns=", ".join(table.missing_columns),
             )
         if table.problems:
