@@ -380,6 +380,18 @@ _AUDITORS = [
 ]
 
 
+def _pick_auditor(params: Params, proc: pd.Series, dept: str, turn: int) -> tuple[str, str]:
+    """In turn, an auditor from another department who is competent for the process
+    (the auditors of ``params/audit.yaml``; the built-in six without it)."""
+    listed = [
+        (a.name, a.department)
+        for a in params.audit.auditors
+        if a.competent_for(proc["process_id"], proc["category"])
+    ] or _AUDITORS
+    ring = listed[turn % len(listed):] + listed
+    return next(a for a in ring if a[1] != dept)
+
+
 def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> dict[str, pd.DataFrame]:
     """Audit programme, findings and corrective actions of the past year."""
     register = process_register()
@@ -396,7 +408,7 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
         for k in range(times):
             n_audit += 1
             month = months[(index * 5 + k * 4) % 12]
-            auditor, auditor_dept = next(a for a in _AUDITORS[(n_audit % 6):] + _AUDITORS if a[1] != dept)
+            auditor, auditor_dept = _pick_auditor(params, proc, dept, n_audit)
             done = month <= end.shift(-1) or (month == end and index % 2 == 0)
             audit_id = f"IA-{month.year}-{n_audit:03d}"
             audits.append(
