@@ -82,11 +82,10 @@ def test_bad_values_become_problems_with_file_rows(tmp_path: Path, params: Param
     by_reason = {(p.column, p.reason): p for p in table.problems}
     assert by_reason[("created_at", "not_a_date")].rows == (3,)
     assert by_reason[("created_at", "not_a_date")].values == ("not a date",)
-    assert by_reason[("department", "unknown_department")].rows == (4,)
     assert by_reason[("completed", "not_yes_no")].values == ("也许",)
-    with pytest.raises(DataError) as info:
-        io.raise_for_problems(table)
-    assert "callbacks.csv" in info.value.message("zh")
+    # an unknown department is read as it is: the gate's suite decides (tests/test_gate.py)
+    assert ("department", "unknown_department") not in by_reason
+    assert table.frame["department"].tolist()[2] == "销售部"
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,11 @@ def _catalogue_hash(params: Params) -> str:
 
 
 def _month_values(
-    params: Params, period: str, cache_dir: Path | None, strict: bool
+    params: Params, period: str, cache_dir: Path | None, leave_out: Collection[str] = ()
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    files = export_files(params, period)
+    files = {
+        name: path for name, path in export_files(params, period).items() if name not in leave_out
+    }
     info: dict[str, Any] = {"period": period, "files": {}}
     if not files:
         return pd.DataFrame(columns=VALUE_COLUMNS), info
@@ -137,10 +140,7 @@ def _month_values(
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
         return io.read_parquet(cached), info
-    inputs = load_period(params, period)
-    if strict:
-        for table in inputs.tables.values():
-            io.raise_for_problems(table)
+    inputs = load_period(params, period, sorted(files))
     values = compute_period(inputs.frames, params.catalogue, period)
     if cached is not None:
         io.write_parquet(cached, values)
@@ -148,18 +148,23 @@ def _month_values(
 
 
 def kpi_history(
-    params: Params, period: str, cache_dir: Path | None = None, strict: bool = True
+    params: Params,
+    period: str,
+    cache_dir: Path | None = None,
+    leave_out: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Assessed KPI values for the trend window ending with ``period``.
 
     Args:
-        strict: raise a DataError for any bad value in ``period``'s own exports
-            (earlier months of the window are read as they are).
+        leave_out: month → exports not to use for that month (they failed the
+            data-quality gate): the trend has a gap there rather than a figure
+            computed from a bad file.
     """
+    leave_out = leave_out or {}
     months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
     frames, infos = [], []
     for month in months:
-        values, info = _month_values(params, month, cache_dir, strict and month == period)
+        values, info = _month_values(params, month, cache_dir, leave_out.get(month, ()))
         if not values.empty:
             frames.append(values)
         infos.append(info)
@@ -169,18 +174,16 @@ def kpi_history(
     return assess(values, params.catalogue), infos
 
 
-def load_registers(params: Params, strict: bool = True) -> dict[str, io.LoadedTable]:
+def load_registers(params: Params) -> dict[str, io.LoadedTable]:
     """Read the registers the quality office keeps (missing ones are skipped).
 
     A register the records store keeps is read from the store (a snapshot of its
     current state); the others from their files in ``registers_dir``.
     """
-    return read_registers(params, strict)[0]
+    return read_registers(params)[0]
 
 
-def read_registers(
-    params: Params, strict: bool = True
-) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]:
+def read_registers(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]:
     """:func:`load_registers` and the records store's state (url, fingerprint,
     registers it supplied; empty without a store)."""
     from qmsnb.records import snapshot
@@ -194,22 +197,29 @@ def read_registers(
         table = io.load(params.registers_dir, dataset.id, params, required=False)
         if table is None:
             continue
-        if strict:
-            io.raise_for_problems(table)
         found[dataset.id] = table
     return found, store_info
 
 
-def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
+def prepare(
+    params: Params,
+    period: str,
+    out_dir: Path,
+    leave_out: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, Any]:
     """Write the prepared tables of ``period`` into ``out_dir`` and return their meta.
+
+    Args:
+        leave_out: month → exports the data-quality gate rejected; they are not
+            used (a gap in the trend) and ``meta["left_out"]`` lists them.
 
     Raises:
         UsageError: no data folder, or no exports for the period.
-        DataError: a bad value in the period's exports or in a register.
+        DataError: an export or register cannot be read at all.
     """
     check_period_exists(params, period)
     cache_dir = params.output_dir / ".cache" / "kpi"
-    assessed, months = kpi_history(params, period, cache_dir)
+    assessed, months = kpi_history(params, period, cache_dir, leave_out)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
     regs, store_info = read_registers(params)
     inputs: list[dict[str, Any]] = []
@@ -228,6 +238,11 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
         "inputs": inputs,
         "registers": sorted(regs),
         "records_store": store_info,
+        "left_out": [
+            {"period": month, "dataset": name}
+            for month, names in sorted((leave_out or {}).items())
+            for name in sorted(names)
+        ],
     }
     io.write_json(out_dir / "meta.json", meta)
     return meta
