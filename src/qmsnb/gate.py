@@ -1,0 +1,944 @@
+"""The data-quality gate: Great Expectations suites that judge every export before use.
+
+This module owns every use of Great Expectations (GX) in qmsnb. GX is imported
+lazily (it costs ~4 s), once per batch, in the driver; :func:`preload` starts that
+import in a background thread while the exports are being read.
+
+What it does, per dataset and month:
+
+1. read the file with :mod:`qmsnb.io` (decoding, headers, types); what the loader
+   could not convert (``not_a_number``, ``not_a_date``, ...) or could not read at
+   all (``unreadable``) becomes a critical failure here;
+2. build the *GX view* of the typed table: the contract's columns that the file
+   has, the row number in the original file (``_row``), the month of the dataset's
+   period column (``_period``) and a flag for totals rows inside the data
+   (``_totals_row``); on large tables a text key is replaced by an exact integer
+   code (same duplicates, a fraction of the memory and time);
+3. validate it against ``expectations/<dataset>.json``, the single place where the
+   rules live, with suite parameters filled in from params and the other datasets
+   (departments, the month, row counts of previous months, the keys that findings
+   and actions refer to);
+4. turn every failed expectation into a :class:`Failure` with a stable reason code
+   (``meta.reason`` of the expectation), its severity (critical blocks, warning
+   annotates), the column, how many rows, up to :data:`MAX_SAMPLES` row numbers in
+   the original file with their values, and the meaning and fix in zh and en.
+
+A suite that GX cannot fully load (GX drops unknown expectation types with only a
+log line) is a :class:`~qmsnb.exceptions.ConfigError`, never a pass. An expectation
+that *errors* (``exception_info``) is reported as ``check_error``, not as a data
+failure, and blocks like a critical failure (the data could not be vouched for).
+
+Results are cached per file under ``<outputs>/.cache/gate/`` keyed by the file's
+sha256, the suite, the params it uses and the suite parameters, so each file of the
+12-month trend window is validated once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qmsnb import io
+from qmsnb.contract import DATASETS, Dataset, exports, registers
+from qmsnb.exceptions import ConfigError, DataError, ExitCode
+from qmsnb.i18n import LANGS, period_label, t
+from qmsnb.periods import Period
+
+if TYPE_CHECKING:
+    from qmsnb.config import Params
+
+#: Bump when the way results are computed changes (invalidates the cache).
+GATE_VERSION = "1"
+#: Row numbers (and values) kept per failed expectation.
+MAX_SAMPLES = 20
+#: Severities of an expectation in a suite.
+SEVERITIES = ("critical", "warning")
+#: A month whose row count falls below this share of the median of the previous
+#: months' counts gets the ``row_count_drop`` warning (the suites' ``min_rows``).
+ROW_COUNT_FLOOR = 0.5
+#: How many earlier months the row-count median looks at.
+ROW_COUNT_MONTHS = 3
+#: Tables at least this long get integer codes for their text keys in the GX view.
+LARGE_TABLE = 500_000
+#: Columns the gate adds to the GX view.
+PERIOD_COL = "_period"
+TOTALS_COL = "_totals_row"
+_META_KEYS = ("reason", "zh", "en", "fix_zh", "fix_en")
+#: Statuses, worst first.
+STATUSES = ("error", "fail", "warn", "missing", "pass")
+BLOCKING = ("error", "fail")
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+@dataclass
+class Failure:
+    """One failed expectation (or one kind of value the loader could not read).
+
+    Attributes:
+        reason: stable reason code (``missing_column``, ``duplicate_key``, ...).
+        severity: ``critical``, ``warning`` or ``error`` (the check itself failed).
+        column: the column concerned (``None`` for the whole table).
+        check: the expectation type, or ``loader`` for conversion problems.
+        count: rows concerned (``None`` when not row-based).
+        rows: row numbers in the original file (at most :data:`MAX_SAMPLES`).
+        values: the values in those rows, aligned with ``rows``.
+        meaning, fix: ``{"zh": ..., "en": ...}``.
+        detail: extra facts (missing columns, observed value, exception text).
+    """
+
+    reason: str
+    severity: str
+    column: str | None
+    check: str
+    count: int | None = None
+    rows: list[int] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    meaning: dict[str, str] = field(default_factory=dict)
+    fix: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass
+class DatasetResult:
+    """The gate's verdict on one dataset in one month (``period`` None: a register)."""
+
+    dataset: str
+    period: str | None
+    status: str
+    file: str | None = None
+    sha256: str | None = None
+    rows: int | None = None
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    checks: int = 0
+    cached: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return self.status in BLOCKING
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("cached")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetResult:
+        fields = {k: v for k, v in data.items() if k != "failures"}
+        return cls(**fields, failures=[Failure(**f) for f in data.get("failures", [])])
+
+
+def _status(failures: Sequence[Failure]) -> str:
+    severities = {f.severity for f in failures}
+    if "error" in severities:
+        return "error"
+    if "critical" in severities:
+        return "fail"
+    if "warning" in severities:
+        return "warn"
+    return "pass"
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The worst of some statuses (``pass`` when there are none)."""
+    found = set(statuses)
+    return next((s for s in STATUSES if s in found), "pass")
+
+
+@dataclass
+class GateResult:
+    """The gate's verdict on one period: its exports, the registers, the trend months."""
+
+    period: str
+    datasets: dict[str, DatasetResult]
+    trend: dict[str, dict[str, DatasetResult]] = field(default_factory=dict)
+    suites: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        statuses = [r.status for r in self.datasets.values() if r.status != "missing"]
+        return worst(statuses)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(r.status == "error" for r in self.datasets.values())
+
+    def blocked(self) -> set[str]:
+        """Datasets of the period (exports and registers) that reports cannot use."""
+        return {name for name, r in self.datasets.items() if r.blocking}
+
+    def warnings(self) -> dict[str, list[Failure]]:
+        return {
+            name: [f for f in r.failures if f.severity == "warning"]
+            for name, r in self.datasets.items()
+            if any(f.severity == "warning" for f in r.failures)
+        }
+
+    def left_out(self) -> dict[str, list[str]]:
+        """Month → exports prepare must not use (rejected in that month)."""
+        out: dict[str, list[str]] = {}
+        for month, results in {**self.trend, self.period: self.datasets}.items():
+            names = sorted(
+                n for n, r in results.items() if r.blocking and r.period is not None
+            )
+            if names:
+                out[month] = names
+        return out
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """Every rejected file with its sha256 (kept as it is, never modified)."""
+        out = []
+        for results in (*self.trend.values(), self.datasets):
+            for r in results.values():
+                if r.blocking:
+                    out.append(
+                        {
+                            "dataset": r.dataset,
+                            "period": r.period,
+                            "file": r.file,
+                            "sha256": r.sha256,
+                            "reasons": sorted(
+                                {f.reason for f in r.failures if f.severity != "warning"}
+                            ),
+                        }
+                    )
+        return sorted(out, key=lambda x: (x["period"] or "", x["dataset"]))
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``qmsnb validate``: 70 when a check errored, 3 when a dataset failed, else 0."""
+        if self.has_errors:
+            return ExitCode.PROGRAM_ERROR
+        if self.blocked():
+            return ExitCode.GATE_FAILED
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        return {
+            "period": self.period,
+            "status": self.status,
+            "generated": datetime.now().isoformat(timespec="seconds"),
+            "seconds": round(self.seconds, 2),
+            "versions": {
+                name: metadata.version(name) for name in ("qmsnb", "great_expectations")
+            },
+            "datasets": {name: r.to_dict() for name, r in self.datasets.items()},
+            "trend": {
+                month: {name: r.to_dict() for name, r in results.items()}
+                for month, results in sorted(self.trend.items())
+            },
+            "rejected": self.rejected(),
+            "left_out": self.left_out(),
+            "suites": self.suites,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Great Expectations, imported lazily
+# ---------------------------------------------------------------------------
+_IMPORT: dict[str, Any] = {}
+_IMPORT_LOCK = threading.Lock()
+_IMPORT_THREAD: list[threading.Thread] = []
+
+
+def _import_gx() -> None:
+    with _IMPORT_LOCK:
+        if "gx" in _IMPORT:
+            return
+        # GX logs a full traceback for every expectation type it cannot build and
+        # then drops it; we check the count ourselves (see load_suite) and say so.
+        logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
+        import great_expectations as gx
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        # GX fingerprints every pandas batch below 1 GB by hashing all of it
+        # (seconds on a 12-million-row month) for a batch id we never use.
+        pandas_execution_engine.HASH_THRESHOLD = 0
+        _IMPORT["gx"] = gx
+
+
+def preload() -> None:
+    """Start importing GX in a background thread (the batch reads files meanwhile)."""
+    if "gx" in _IMPORT or _IMPORT_THREAD:
+        return
+    thread = threading.Thread(target=_import_gx, name="qmsnb-gx-import", daemon=True)
+    _IMPORT_THREAD.append(thread)
+    thread.start()
+
+
+def _gx() -> Any:
+    for thread in _IMPORT_THREAD:
+        thread.join()
+    _import_gx()
+    return _IMPORT["gx"]
+
+
+# ---------------------------------------------------------------------------
+# Suites
+# ---------------------------------------------------------------------------
+def suite_dir(params: Params) -> Path:
+    """``expectations/`` of the project."""
+    return params.root / "expectations"
+
+
+def suite_path(params: Params, dataset: str) -> Path:
+    return suite_dir(params) / f"{dataset}.json"
+
+
+def load_suite_spec(path: Path) -> dict[str, Any]:
+    """Read and check the shape of one suite file (without GX).
+
+    Raises:
+        ConfigError: unreadable JSON, or an expectation without a type, kwargs, a
+            severity of critical/warning, or meta with reason, zh, en, fix_zh, fix_en.
+    """
+    try:
+        spec = json.loads(io.read_text(path))
+    except FileNotFoundError:
+        raise ConfigError("error.gate.suite_missing", file=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
+                          problem=str(exc)) from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("expectations"), list):
+        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
+                          problem="{name, expectations: [...]}")
+    for index, item in enumerate(spec["expectations"]):
+        problem = None
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            problem = "type"
+        elif not isinstance(item.get("kwargs"), dict):
+            problem = "kwargs"
+        elif item.get("severity") not in SEVERITIES:
+            problem = "severity: critical | warning"
+        elif not isinstance(item.get("meta"), dict) or any(
+            not isinstance(item["meta"].get(k), str) or not item["meta"][k].strip()
+            for k in _META_KEYS
+        ):
+            problem = "meta: " + ", ".join(_META_KEYS)
+        if problem:
+            raise ConfigError("error.gate.suite_invalid", file=str(path), index=index,
+                              problem=problem)
+    return spec
+
+
+def load_suite(path: Path, spec: Mapping[str, Any] | None = None) -> Any:
+    """The GX suite of a suite file; every expectation in the file must load.
+
+    Raises:
+        ConfigError: an expectation type GX does not know (misspelt?), or GX
+            loaded fewer expectations than the file declares.
+    """
+    gx = _gx()
+    from great_expectations.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    spec = dict(spec or load_suite_spec(path))
+    for index, item in enumerate(spec["expectations"]):
+        try:
+            get_expectation_impl(item["type"])
+        except ExpectationNotFoundError:
+            raise ConfigError(
+                "error.gate.suite_unknown_type", file=str(path), index=index, type=item["type"]
+            ) from None
+    try:
+        suite = gx.ExpectationSuite(name=str(spec.get("name", path.stem)),
+                                    expectations=spec["expectations"])
+    except Exception as exc:  # pydantic/GX validation of kwargs
+        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
+                          problem=str(exc).splitlines()[0]) from exc
+    if len(suite.expectations) != len(spec["expectations"]):
+        raise ConfigError(
+            "error.gate.suite_not_loaded",
+            file=str(path),
+            loaded=len(suite.expectations),
+            declared=len(spec["expectations"]),
+        )
+    return suite
+
+
+def _file_hash(path: Path) -> str:
+    return io.sha256_file(path) if path.is_file() else ""
+
+
+# ---------------------------------------------------------------------------
+# The GX view of a typed table
+# ---------------------------------------------------------------------------
+def _packed_key(series: pd.Series) -> np.ndarray | None:
+    """An exact uint64 code per value of a long text key, or None.
+
+    Keys of one length whose varying characters fit in 8 bytes (``C202610-03435847``:
+    a constant prefix and 8 digits) are packed byte for byte: equal codes if and
+    only if equal keys, so duplicates are found on integers.
+    """
+    import pyarrow as pa
+
+    try:
+        chunked = pa.chunked_array(series.array.__arrow_array__())
+    except (AttributeError, TypeError, pa.ArrowException):
+        return None
+    arr = chunked.combine_chunks()
+    if arr.null_count or not pa.types.is_string(arr.type) and not pa.types.is_large_string(
+        arr.type
+    ):
+        return None
+    n = len(arr)
+    offsets = np.frombuffer(
+        arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    )[arr.offset : arr.offset + n + 1]
+    lengths = np.diff(offsets)
+    if not n or lengths.min() != lengths.max() or lengths[0] > 64:
+        return None
+    width = int(lengths[0])
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + n * width]
+    matrix = data.reshape(n, width)
+    varying = [j for j in range(width) if not (matrix[:, j] == matrix[0, j]).all()]
+    if len(varying) > 8:
+        return None
+    packed = np.zeros((n, 8), dtype=np.uint8)
+    for k, j in enumerate(varying):
+        packed[:, k] = matrix[:, j]
+    return packed.view(np.uint64).ravel()
+
+
+def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
+    """The frame GX validates: present contract columns, ``_row``, ``_period``, ``_totals_row``."""
+    frame = table.frame
+    dataset = table.dataset
+    columns: dict[str, Any] = {io.ROW: frame[io.ROW].to_numpy()}
+    large = len(frame) >= LARGE_TABLE
+    for name in table.present_columns:
+        series = frame[name]
+        if isinstance(series.dtype, pd.Int64Dtype):
+            # GX compares masked integers row by row in Python; floats vectorised
+            columns[name] = series.to_numpy(dtype="float64", na_value=np.nan)
+            continue
+        if large and name in dataset.key and pd.api.types.is_string_dtype(series.dtype):
+            packed = _packed_key(series)
+            if packed is not None:
+                columns[name] = packed
+                continue
+        columns[name] = series.array
+    view = pd.DataFrame(columns)
+    if dataset.period_column and dataset.period_column in table.present_columns:
+        stamps = frame[dataset.period_column]
+        month = (stamps.dt.year * 100 + stamps.dt.month).to_numpy(dtype="float64", na_value=np.nan)
+        codes, uniques = pd.factorize(month, use_na_sentinel=True)
+        labels = [f"{int(v) // 100:04d}-{int(v) % 100:02d}" for v in uniques]
+        view[PERIOD_COL] = pd.Categorical.from_codes(codes, categories=labels)
+    view[TOTALS_COL] = (
+        np.isin(view[io.ROW].to_numpy(), table.totals_rows)
+        if table.totals_rows
+        else np.zeros(len(view), dtype=bool)
+    )
+    return view
+
+
+def _columns_of(item: Mapping[str, Any]) -> set[str]:
+    kwargs = item["kwargs"]
+    names = {kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")}
+    names.update(kwargs.get("column_list") or [])
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, str):
+        import re
+
+        names.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:==|!=|>=|<=|>|<)", condition))
+    return {n for n in names if n}
+
+
+def _parameters_of(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        if "$PARAMETER" in value:
+            return {str(value["$PARAMETER"])}
+        return set().union(*(_parameters_of(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_parameters_of(v) for v in value)) if value else set()
+    return set()
+
+
+# ---------------------------------------------------------------------------
+# Validation of one table
+# ---------------------------------------------------------------------------
+def _row_positions(frame: pd.DataFrame, rows: Sequence[int]) -> np.ndarray:
+    numbers = frame[io.ROW].to_numpy()
+    positions = np.searchsorted(numbers, np.asarray(rows, dtype=numbers.dtype))
+    positions = np.clip(positions, 0, max(len(numbers) - 1, 0))
+    return positions[numbers[positions] == np.asarray(rows)] if len(numbers) else positions
+
+
+def _sample_values(table: io.LoadedTable, rows: Sequence[int], columns: Sequence[str]) -> list[str]:
+    if not rows or not columns:
+        return []
+    positions = _row_positions(table.frame, rows)
+    present = [c for c in columns if c in table.frame.columns]
+    values = []
+    for pos in positions:
+        cells = [table.frame[c].iloc[int(pos)] for c in present]
+        values.append(" | ".join("" if pd.isna(v) else str(v) for v in cells))
+    return values
+
+
+def _exception_text(info: Any) -> str | None:
+    if isinstance(info, dict):
+        if info.get("raised_exception"):
+            return str(info.get("exception_message") or "error")
+        for value in info.values():
+            text = _exception_text(value)
+            if text:
+                return text
+    return None
+
+
+def _failure_from_result(result: Any, item: Mapping[str, Any], table: io.LoadedTable) -> Failure | None:
+    meta = item["meta"]
+    kwargs = item["kwargs"]
+    column = kwargs.get("column") or (
+        ", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None
+    ) or kwargs.get("column_A")
+    meaning = {"zh": meta["zh"], "en": meta["en"]}
+    fix = {"zh": meta["fix_zh"], "en": meta["fix_en"]}
+    error = _exception_text(result.exception_info)
+    if error:
+        return Failure(
+            reason="check_error", severity="error", column=column, check=item["type"],
+            meaning={lang: t("gate.reason.check_error", lang) for lang in LANGS},
+            fix={lang: t("gate.fix.check_error", lang) for lang in LANGS},
+            detail=error[:500],
+        )
+    if result.success:
+        return None
+    payload = result.result or {}
+    rows = [
+        int(entry[io.ROW])
+        for entry in (payload.get("partial_unexpected_index_list") or [])
+        if isinstance(entry, dict) and io.ROW in entry
+    ][:MAX_SAMPLES]
+    shown = [c for c in (kwargs.get("column_list") or [kwargs.get("column"),
+                                                        kwargs.get("column_A"),
+                                                        kwargs.get("column_B")]) if c]
+    shown = [c for c in shown if not c.startswith("_")] or (
+        [table.dataset.period_column] if kwargs.get("column") == PERIOD_COL else []
+    )
+    if kwargs.get("column") == TOTALS_COL:
+        shown = [table.present_columns[0]] if table.present_columns else []
+    detail = ""
+    mismatched = (payload.get("details") or {}).get("mismatched") or {}
+    if mismatched.get("missing"):
+        detail = ", ".join(mismatched["missing"])
+        column = detail
+    elif "observed_value" in payload and not rows:
+        observed = payload["observed_value"]
+        detail = ", ".join(map(str, observed)) if isinstance(observed, list) else str(observed)
+    severity = str(getattr(result.expectation_config, "severity", None) or item["severity"])
+    severity = severity.split(".")[-1].lower()
+    return Failure(
+        reason=meta["reason"],
+        severity=severity,
+        column=column,
+        check=item["type"],
+        count=payload.get("unexpected_count"),
+        rows=rows,
+        values=_sample_values(table, rows, shown),
+        meaning=meaning,
+        fix=fix,
+        detail=detail,
+    )
+
+
+def _loader_failures(table: io.LoadedTable) -> list[Failure]:
+    failures = []
+    for problem in table.problems:
+        failures.append(
+            Failure(
+                reason=problem.reason,
+                severity="critical",
+                column=problem.column,
+                check="loader",
+                count=problem.count,
+                rows=list(problem.rows[:MAX_SAMPLES]),
+                values=list(problem.values[:MAX_SAMPLES]),
+                meaning={
+                    lang: t(f"gate.reason.{problem.reason}", lang, expected=problem.expected)
+                    for lang in LANGS
+                },
+                fix={lang: t(f"gate.fix.{problem.reason}", lang) for lang in LANGS},
+            )
+        )
+    return failures
+
+
+class _Runner:
+    """One ephemeral GX context for a gate run; validates tables against suites."""
+
+    def __init__(self) -> None:
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_pandas("qmsnb_gate")
+        self.count = 0
+
+    def validate(
+        self, table: io.LoadedTable, spec: Mapping[str, Any], path: Path,
+        parameters: Mapping[str, Any], view: pd.DataFrame,
+    ) -> tuple[list[Failure], list[dict[str, str]], int]:
+        items, skipped = [], []
+        for item in spec["expectations"]:
+            absent = sorted(c for c in _columns_of(item) if c not in view.columns)
+            unknown = sorted(p for p in _parameters_of(item["kwargs"]) if p not in parameters)
+            if absent or unknown:
+                skipped.append(
+                    {"check": item["type"], "reason": item["meta"]["reason"],
+                     "why": ("columns: " + ", ".join(absent)) if absent
+                     else ("parameters: " + ", ".join(unknown))}
+                )
+                continue
+            items.append(item)
+        if not items:
+            return [], skipped, 0
+        self.count += 1
+        name = f"{table.dataset.id}_{self.count}"
+        suite = self.context.suites.add(
+            load_suite(path, {**spec, "name": name, "expectations": items})
+        )
+        asset = self.source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("whole")
+        definition = self.context.validation_definitions.add(
+            self.gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        outcome = definition.run(
+            batch_parameters={"dataframe": view},
+            expectation_parameters=dict(parameters),
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": [io.ROW],
+                "partial_unexpected_count": MAX_SAMPLES,
+                "return_unexpected_index_query": False,
+            },
+        )
+        failures = []
+        for item, result in zip(items, outcome.results, strict=True):
+            failure = _failure_from_result(result, item, table)
+            if failure is not None:
+                failures.append(failure)
+        # nothing of this table may stay referenced once it is judged
+        self.context.validation_definitions.delete(name)
+        self.context.suites.delete(name)
+        self.source.delete_asset(name)
+        return failures, skipped, len(items)
+
+
+# ---------------------------------------------------------------------------
+# The gate over a period
+# ---------------------------------------------------------------------------
+def _lookup_values(params: Params) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name in ("departments", "complaint_categories", "complaint_subcategories", "scopes"):
+        try:
+            values[name] = sorted(set(params.lookup(name).values()))
+        except KeyError:
+            continue
+    return values
+
+
+def _params_fingerprint(params: Params) -> str:
+    text = json.dumps(_lookup_values(params), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cache_key(parts: Mapping[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Gate:
+    """The gate over one project: suites, parameters, cache, and the GX runner."""
+
+    def __init__(self, params: Params, *, cache: bool = True) -> None:
+        self.params = params
+        self.cache_dir = params.output_dir / ".cache" / "gate" if cache else None
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.hashes: dict[str, str] = {}
+        self.lookups = _lookup_values(params)
+        self.params_hash = _params_fingerprint(params)
+        self._runner: _Runner | None = None
+        if not suite_dir(params).is_dir():
+            raise ConfigError("error.gate.no_suites", folder=str(suite_dir(params)))
+        for dataset in DATASETS:
+            path = suite_path(params, dataset)
+            if path.is_file():
+                self.specs[dataset] = load_suite_spec(path)
+                self.hashes[dataset] = _file_hash(path)
+
+    def runner(self) -> _Runner:
+        if self._runner is None:
+            self._runner = _Runner()
+        return self._runner
+
+    def check_suites(self) -> None:
+        """Load every suite with GX (a misspelt type fails here, loudly)."""
+        for dataset, spec in self.specs.items():
+            load_suite(suite_path(self.params, dataset), spec)
+
+    def validate(
+        self,
+        dataset: Dataset,
+        path: Path | None,
+        period: str | None,
+        parameters: Mapping[str, Any],
+        table: io.LoadedTable | None = None,
+    ) -> tuple[DatasetResult, io.LoadedTable | None]:
+        """Validate one dataset's file (or an already loaded table, for the records store)."""
+        if path is None and table is None:
+            return DatasetResult(dataset.id, period, "missing"), None
+        sha = table.sha256 if table is not None else io.sha256_file(path)
+        source = (table.source or str(table.path)) if table is not None else str(path)
+        spec = self.specs.get(dataset.id)
+        if spec is None:
+            raise ConfigError("error.gate.suite_missing", file=str(suite_path(self.params, dataset.id)))
+        key = _cache_key(
+            {"v": GATE_VERSION, "sha": sha, "suite": self.hashes[dataset.id],
+             "params": self.params_hash, "period": period, "parameters": parameters}
+        )
+        cached = self.cache_dir / f"{dataset.id}-{period or 'register'}-{key}.json" if self.cache_dir else None
+        if cached is not None and cached.is_file() and table is None:
+            result = DatasetResult.from_dict(io.read_json(cached))
+            result.cached = True
+            return result, None
+        result = DatasetResult(dataset.id, period, "pass", file=source, sha256=sha)
+        try:
+            if table is None:
+                table = io.read_dataset(path, dataset, self.params)
+        except DataError as exc:
+            result.failures.append(
+                Failure(
+                    reason="unreadable", severity="critical", column=None, check="loader",
+                    meaning={lang: exc.message(lang) for lang in LANGS},
+                    fix={lang: t("gate.fix.unreadable", lang) for lang in LANGS},
+                    detail=exc.key,
+                )
+            )
+            result.status = _status(result.failures)
+            self._store(cached, result)
+            return result, None
+        result.rows = table.rows
+        result.notes = [{"key": key_, "facts": facts} for key_, facts in table.notes]
+        if table.unknown_columns:
+            result.notes.append(
+                {"key": "note.unknown_columns", "facts": {"columns": ", ".join(table.unknown_columns)}}
+            )
+        view = gx_view(table, period)
+        failures, skipped, checks = self.runner().validate(
+            table, spec, suite_path(self.params, dataset.id), parameters, view
+        )
+        del view
+        result.failures = _loader_failures(table) + failures
+        result.skipped = skipped
+        result.checks = checks
+        result.status = _status(result.failures)
+        self._store(cached, result)
+        return result, table
+
+    def _store(self, cached: Path | None, result: DatasetResult) -> None:
+        if cached is not None:
+            io.write_json(cached, result.to_dict())
+
+    # -- a period ---------------------------------------------------------------
+    def export_parameters(self, period: str, history: Sequence[int]) -> dict[str, Any]:
+        counts = [c for c in history[-ROW_COUNT_MONTHS:] if c]
+        floor = int(ROW_COUNT_FLOOR * float(np.median(counts))) if counts else 0
+        return {**self.lookups, "period_list": [period], "min_rows": floor}
+
+    def run(self, period: str, months: int | None = None) -> GateResult:
+        """Gate the period's exports, the registers, and the trend months before it.
+
+        Args:
+            months: how many months of exports to gate, ending with ``period``
+                (the KPI catalogue's trend window by default).
+        """
+        from qmsnb import prepare
+
+        started = time.monotonic()
+        window = months or self.params.catalogue.status.trend_months
+        history: dict[str, list[int]] = {}
+        trend: dict[str, dict[str, DatasetResult]] = {}
+        for month in [str(p) for p in Period.parse(period).back(window)]:
+            files = prepare.export_files(self.params, month)
+            results: dict[str, DatasetResult] = {}
+            for dataset in exports():
+                counts = history.setdefault(dataset.id, [])
+                parameters = self.export_parameters(month, counts)
+                result, _ = self.validate(dataset, files.get(dataset.id), month, parameters)
+                results[dataset.id] = result
+                if result.rows and not result.blocking:
+                    counts.append(result.rows)
+            trend[month] = results
+        current = trend.pop(period)
+        current.update(self.registers())
+        return GateResult(
+            period=period, datasets=current, trend=trend, suites=dict(self.hashes),
+            seconds=time.monotonic() - started,
+        )
+
+    def registers(self) -> dict[str, DatasetResult]:
+        """Gate the registers (files or the records store), references resolved in order."""
+        from qmsnb.records import snapshot
+
+        kept, _ = snapshot(self.params)
+        parameters: dict[str, Any] = dict(self.lookups)
+        results: dict[str, DatasetResult] = {}
+        keys = {"process_register": "process_ids", "audit_programme": "audit_ids",
+                "findings": "finding_ids"}
+        order = ["process_register", "audit_programme", "findings"]
+        ordered = sorted(registers(), key=lambda d: order.index(d.id) if d.id in order else 99)
+        for dataset in ordered:
+            if dataset.id not in self.specs:
+                continue
+            table = kept.get(dataset.id)
+            path = None if table is not None else io.find_dataset_file(
+                self.params.registers_dir, dataset
+            )
+            if table is not None:
+                table.present_columns = [
+                    c.name for c in dataset.columns if c.name in table.frame.columns
+                ]
+            result, loaded = self.validate(dataset, path, None, parameters, table)
+            results[dataset.id] = result
+            if dataset.id in keys:
+                if loaded is None and path is not None and result.status != "missing":
+                    try:
+                        loaded = io.read_dataset(path, dataset, self.params)
+                    except DataError:
+                        loaded = None
+                if loaded is not None:
+                    key = dataset.key[0]
+                    parameters[keys[dataset.id]] = sorted(
+                        loaded.frame[key].dropna().astype(str).unique().tolist()
+                    )
+        return results
+
+
+def run_gate(params: Params, period: str, *, months: int | None = None, cache: bool = True) -> GateResult:
+    """Gate ``period`` (see :class:`Gate`); every suite must load first."""
+    gate = Gate(params, cache=cache)
+    gate.check_suites()
+    return gate.run(str(Period.parse(period)), months)
+
+
+# ---------------------------------------------------------------------------
+# Writing: gate.json and the data-quality report
+# ---------------------------------------------------------------------------
+def dataset_name(dataset: str, lang: str) -> str:
+    spec = DATASETS.get(dataset)
+    if spec is None:
+        return dataset
+    return spec.zh if lang == "zh" else spec.en
+
+
+def _failure_view(failure: Failure, lang: str) -> dict[str, Any]:
+    return {
+        "reason": failure.reason,
+        "severity": failure.severity,
+        "severity_label": t(f"gate.severity.{failure.severity}", lang),
+        "column": failure.column or "",
+        "count": failure.count,
+        "meaning": failure.meaning.get(lang) or failure.meaning.get("en", ""),
+        "fix": failure.fix.get(lang) or failure.fix.get("en", ""),
+        "detail": failure.detail,
+        "samples": list(zip(failure.rows, failure.values or [""] * len(failure.rows), strict=False)),
+    }
+
+
+def _dataset_view(result: DatasetResult, lang: str) -> dict[str, Any]:
+    order = {"error": 0, "critical": 1, "warning": 2}
+    return {
+        "id": result.dataset,
+        "name": dataset_name(result.dataset, lang),
+        "period": result.period,
+        "status": result.status,
+        "status_label": t(f"gate.status.{result.status}", lang),
+        "file": result.file or "",
+        "sha256": result.sha256 or "",
+        "rows": "" if result.rows is None else f"{result.rows:,}",
+        "checks": result.checks,
+        "failures": [
+            _failure_view(f, lang)
+            for f in sorted(result.failures, key=lambda f: order.get(f.severity, 3))
+        ],
+        "notes": [t(n["key"], lang, **n["facts"]) for n in result.notes],
+        "skipped": result.skipped,
+    }
+
+
+def summary_lines(result: GateResult, lang: str, blocking: bool) -> list[str]:
+    """One line per dataset with critical failures (or warnings), for banners and the CLI."""
+    lines = []
+    for name, r in result.datasets.items():
+        wanted = [f for f in r.failures if (f.severity != "warning") == blocking]
+        if not wanted or (blocking and not r.blocking):
+            continue
+        reasons = "; ".join(
+            dict.fromkeys(
+                (f.meaning.get(lang) or f.meaning.get("en", ""))
+                + (f" ({f.column})" if f.column and f.check != "loader" else "")
+                + (t("gate.rows_count", lang, count=f.count) if f.count else "")
+                for f in wanted
+            )
+        )
+        lines.append(t("gate.banner_line", lang, dataset=dataset_name(name, lang),
+                       file=Path(r.file or "").name, reasons=reasons))
+    return lines
+
+
+def render_report(result: GateResult, params: Params, lang: str) -> str:
+    """``data_quality.html``: our own page, every value escaped, no external resource."""
+    from qmsnb.publish import _jinja, _templates
+
+    datasets = [_dataset_view(r, lang) for r in result.datasets.values()]
+    trend = [
+        {"period": month, "label": period_label(month, lang),
+         "datasets": [_dataset_view(r, lang) for r in results.values() if r.status != "pass"]}
+        for month, results in sorted(result.trend.items(), reverse=True)
+    ]
+    trend = [m for m in trend if m["datasets"]]
+    return _jinja().get_template("data_quality.html.j2").render(
+        html_lang="zh-CN" if lang == "zh" else "en",
+        t=lambda key, **kw: t(key, lang, **kw),
+        title=t("gate.title", lang, period=period_label(result.period, lang)),
+        subtitle=t("gate.subtitle", lang, org=params.organisation.name(lang),
+                   time=datetime.now().strftime("%Y-%m-%d %H:%M")),
+        status=result.status,
+        status_label=t(f"gate.status.{result.status}", lang),
+        datasets=datasets,
+        trend=trend,
+        max_samples=MAX_SAMPLES,
+        css=io.read_text(_templates() / "portal.css"),
+        footer=t("portal.footer", lang, version=__import__("qmsnb").__version__),
+    )
+
+
+def write_outputs(result: GateResult, folder: Path, params: Params, lang: str) -> tuple[Path, Path]:
+    """Write ``gate.json`` and ``data_quality.html`` into ``folder``."""
+    json_path = io.write_json(folder / "gate.json", result.to_json())
+    html_path = io.write_text(folder / "data_quality.html", render_report(result, params, lang))
+    return json_path, html_path
