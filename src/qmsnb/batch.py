@@ -3,7 +3,10 @@
 ``run_batch`` is what ``qmsnb run`` calls:
 
 1. check the arguments and that the period has exports;
-2. (the data-quality gate decides which reports can be built — ``gate.py``);
+2. run the data-quality gate (:mod:`qmsnb.gate`) once for the period: it writes
+   ``gate.json`` and ``data_quality.html``; a report that needs a dataset the gate
+   rejected is not built (status ``blocked``, its previous good version carried
+   forward, a red banner on the portal), the others are built as usual;
 3. prepare the period's small tables once (:mod:`qmsnb.prepare`);
 4. execute every planned notebook × scope with the configured engine, in parallel;
 5. export every executed notebook to HTML, write the manifest and the portal;
@@ -194,6 +197,83 @@ def _kpi_summary(prepared: Path, period: str) -> dict[str, dict[str, int]]:
     return summary
 
 
+def _run_gate(params: Params, period: str, staging: Path, lang: str) -> Any:
+    """The data-quality gate, once for the period, before prepare and any notebook."""
+    from qmsnb import gate
+
+    checked = gate.run_gate(params, period)
+    gate.write_outputs(checked, staging, params, lang)
+    return checked
+
+
+def _needs_blocked(params: Params, notebook: str, blocked: set[str]) -> list[str]:
+    return sorted(set(params.notebooks[notebook].needs) & blocked)
+
+
+def _blocked_report(
+    params: Params, notebook: str, scope: str, datasets: list[str], lang: str,
+    previous: dict[str, Any] | None, target: Path, staging: Path,
+) -> dict[str, Any]:
+    """A report the gate stopped: not built, the previous good one carried forward."""
+    from qmsnb.gate import dataset_name
+
+    report: dict[str, Any] = {
+        "notebook": notebook,
+        "department": scope,
+        "status": "blocked",
+        "seconds": None,
+        "error": None,
+        "reason": t("gate.blocked_reason", lang,
+                    datasets=", ".join(dataset_name(d, lang) for d in datasets)),
+        "blocked_by": datasets,
+        "cell": None,
+        "ipynb": None,
+        "html": None,
+    }
+    _carry_forward(report, previous, target, staging)
+    return report
+
+
+def _gate_banners(
+    params: Params, checked: Any, reports: list[dict[str, Any]], lang: str
+) -> list[dict[str, Any]]:
+    """Red banner for what the gate stopped, yellow for warnings, a note on trend gaps."""
+    from qmsnb.gate import dataset_name, summary_lines
+
+    banners: list[dict[str, Any]] = []
+    blocked = [r for r in reports if r["status"] == "blocked"]
+    if blocked:
+        names = dict.fromkeys(params.notebooks[r["notebook"]].title(lang) for r in blocked)
+        banners.append(
+            {
+                "kind": "red",
+                "title": t("gate.banner.blocked", lang, count=len(blocked)),
+                "lines": [
+                    *summary_lines(checked, lang, blocking=True),
+                    t("gate.banner.blocked_reports", lang, reports=", ".join(names)),
+                    t("gate.banner.previous", lang),
+                ],
+            }
+        )
+    warnings = summary_lines(checked, lang, blocking=False)
+    if warnings:
+        count = sum(len(v) for v in checked.warnings().values())
+        banners.append(
+            {"kind": "yellow", "title": t("gate.banner.warn", lang, count=count),
+             "lines": warnings}
+        )
+    earlier = {m: d for m, d in checked.left_out().items() if m != checked.period}
+    if earlier:
+        items = "; ".join(
+            f"{period_label(m, lang)} " + ", ".join(dataset_name(d, lang) for d in names)
+            for m, names in sorted(earlier.items())
+        )
+        banners.append(
+            {"kind": "info", "title": t("gate.banner.left_out", lang, items=items), "lines": []}
+        )
+    return banners
+
+
 def swap_in(staging: Path, target: Path, archive_root: Path) -> Path | None:
     """Move the current output (if any) to the archive, then staging to its place."""
     archived = None
@@ -243,9 +323,15 @@ def run_batch(
     started, started_at = time.monotonic(), datetime.now()
     io.ensure_dir(staging)
     try:
-        meta = prepare.prepare(params, period, staging / PREPARED)
+        checked = _run_gate(params, period, staging, language)
+        stopped = {
+            pair: needs for pair in pairs
+            if (needs := _needs_blocked(params, pair[0], checked.blocked()))
+        }
+        meta = prepare.prepare(params, period, staging / PREPARED, checked.left_out())
         publish.write_assets(staging / publish.ASSETS)
-        job_list = _jobs(params, period, language, pairs, staging)
+        runnable = [pair for pair in pairs if pair not in stopped]
+        job_list = _jobs(params, period, language, runnable, staging)
         on_done, close = _progress(len(job_list), language)
         try:
             results = runner.run(job_list, jobs or params.batch.jobs, on_done)
@@ -282,6 +368,10 @@ def run_batch(
             if result.status != "ok":
                 _carry_forward(report, previous, target, staging)
             reports.append(report)
+        reports.extend(
+            _blocked_report(params, nb, scope, needs, language, previous, target, staging)
+            for (nb, scope), needs in stopped.items()
+        )
         finished = datetime.now()
         manifest = {
             "run_id": run_id,
@@ -303,7 +393,9 @@ def run_batch(
             "versions": publish.versions(),
             "reports": reports,
             "kpi_summary": _kpi_summary(staging / PREPARED, period),
-            "banners": [],
+            "banners": _gate_banners(params, checked, reports, language),
+            "gate": {"status": checked.status, "rejected": checked.rejected(),
+                     "left_out": checked.left_out()},
             "previous_run": previous.get("run_id") if previous else None,
         }
         io.write_json(staging / "manifest.json", manifest)

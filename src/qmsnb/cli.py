@@ -2,8 +2,9 @@
 function, and turn known errors into a plain message and an exit code.
 
 Exit codes (also in the README): 0 all reports built; 1 some reports failed;
-2 bad input (parameters, arguments, unreadable export); 3 the data-quality gate
-blocked reports; 70 internal error; 130 interrupted. Tracebacks only with
+2 bad input (parameters, arguments, a malformed suite); 3 the data-quality gate
+blocked reports (``run``) or rejected a dataset (``validate``); 70 internal error
+(also: a data-quality check itself errored); 130 interrupted. Tracebacks only with
 ``--verbose``.
 """
 
@@ -60,7 +61,6 @@ def _params(args: argparse.Namespace):  # -> Params
 # ---------------------------------------------------------------------------
 def run_demo(args: argparse.Namespace) -> int:
     from qmsnb import demo, io
-
     from qmsnb.records import open_store, store_exists
 
     params = _params(args)
@@ -137,6 +137,39 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebook", action="append", help="notebook id (repeatable)")
     p.add_argument("--jobs", type=int, help="parallel workers (default from params/batch.yaml)")
     p.add_argument("--engine", help="execution engine (default from params/batch.yaml)")
+
+
+# ---------------------------------------------------------------------------
+# validate
+# ---------------------------------------------------------------------------
+def run_validate(args: argparse.Namespace) -> int:
+    from qmsnb import gate
+    from qmsnb.i18n import period_label
+
+    params = _params(args)
+    lang = args.msg_lang
+    gate.preload()
+    result = gate.run_gate(params, args.period, months=args.months)
+    folder = params.output_dir / ".validate" / result.period
+    _, report = gate.write_outputs(result, folder, params, args.lang or lang)
+    for name, dataset in result.datasets.items():
+        problems = [f for f in dataset.failures]
+        print(t("validate.line", lang, dataset=gate.dataset_name(name, lang),
+                status=t(f"gate.status.{dataset.status}", lang),
+                problems=(" · " + "; ".join(dict.fromkeys(f.reason for f in problems)))
+                if problems else ""))
+    for line in gate.summary_lines(result, lang, blocking=True):
+        print(line, file=sys.stderr)
+    print(t("validate.summary", lang, period=period_label(result.period, lang),
+            status=t(f"gate.status.{result.status}", lang), report=report.resolve()))
+    return int(result.exit_code)
+
+
+@command("validate", "cli.validate")
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--months", type=int,
+                   help="months of exports to check, ending with --period (default: the trend window)")
 
 
 # ---------------------------------------------------------------------------

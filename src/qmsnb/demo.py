@@ -173,7 +173,7 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
     )
     places = np.array([COMPOUNDS[i] for i in rng.integers(0, len(COMPOUNDS), total)], dtype=object)
     if period == Period(2026, 10):  # batch complaint: one compound, two days
-        batch = np.flatnonzero((category == "network"))[:45]
+        batch = np.flatnonzero(category == "network")[:45]
         subcategory[batch] = "broadband_down"
         places[batch] = "金水花园"
         created = pd.Series(created)

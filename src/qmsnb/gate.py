@@ -396,9 +396,9 @@ def _packed_key(series: pd.Series) -> np.ndarray | None:
     except (AttributeError, TypeError, pa.ArrowException):
         return None
     arr = chunked.combine_chunks()
-    if arr.null_count or not pa.types.is_string(arr.type) and not pa.types.is_large_string(
+    if arr.null_count or (not pa.types.is_string(arr.type) and not pa.types.is_large_string(
         arr.type
-    ):
+    )):
         return None
     n = len(arr)
     offsets = np.frombuffer(
@@ -507,7 +507,9 @@ def _exception_text(info: Any) -> str | None:
     return None
 
 
-def _failure_from_result(result: Any, item: Mapping[str, Any], table: io.LoadedTable) -> Failure | None:
+def _failure_from_result(
+    result: Any, item: Mapping[str, Any], table: io.LoadedTable
+) -> Failure | None:
     meta = item["meta"]
     kwargs = item["kwargs"]
     column = kwargs.get("column") or (
@@ -715,12 +717,18 @@ class Gate:
         source = (table.source or str(table.path)) if table is not None else str(path)
         spec = self.specs.get(dataset.id)
         if spec is None:
-            raise ConfigError("error.gate.suite_missing", file=str(suite_path(self.params, dataset.id)))
+            raise ConfigError(
+                "error.gate.suite_missing", file=str(suite_path(self.params, dataset.id))
+            )
         key = _cache_key(
             {"v": GATE_VERSION, "sha": sha, "suite": self.hashes[dataset.id],
              "params": self.params_hash, "period": period, "parameters": parameters}
         )
-        cached = self.cache_dir / f"{dataset.id}-{period or 'register'}-{key}.json" if self.cache_dir else None
+        cached = (
+            self.cache_dir / f"{dataset.id}-{period or 'register'}-{key}.json"
+            if self.cache_dir
+            else None
+        )
         if cached is not None and cached.is_file() and table is None:
             result = DatasetResult.from_dict(io.read_json(cached))
             result.cached = True
@@ -745,7 +753,8 @@ class Gate:
         result.notes = [{"key": key_, "facts": facts} for key_, facts in table.notes]
         if table.unknown_columns:
             result.notes.append(
-                {"key": "note.unknown_columns", "facts": {"columns": ", ".join(table.unknown_columns)}}
+                {"key": "note.unknown_columns",
+                 "facts": {"columns": ", ".join(table.unknown_columns)}}
             )
         view = gx_view(table, period)
         failures, skipped, checks = self.runner().validate(
@@ -838,8 +847,11 @@ class Gate:
         return results
 
 
-def run_gate(params: Params, period: str, *, months: int | None = None, cache: bool = True) -> GateResult:
+def run_gate(
+    params: Params, period: str, *, months: int | None = None, cache: bool = True
+) -> GateResult:
     """Gate ``period`` (see :class:`Gate`); every suite must load first."""
+    preload()
     gate = Gate(params, cache=cache)
     gate.check_suites()
     return gate.run(str(Period.parse(period)), months)
@@ -865,7 +877,9 @@ def _failure_view(failure: Failure, lang: str) -> dict[str, Any]:
         "meaning": failure.meaning.get(lang) or failure.meaning.get("en", ""),
         "fix": failure.fix.get(lang) or failure.fix.get("en", ""),
         "detail": failure.detail,
-        "samples": list(zip(failure.rows, failure.values or [""] * len(failure.rows), strict=False)),
+        "samples": list(
+            zip(failure.rows, failure.values or [""] * len(failure.rows), strict=False)
+        ),
     }
 
 

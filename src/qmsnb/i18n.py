@@ -70,7 +70,7 @@ def period_label(period: str, lang: str) -> str:
     year, month = period.split("-")
     if lang == "zh":
         return f"{int(year)}年{int(month)}月"
-    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     return f"{months[int(month) - 1]} {year}"
 
 
@@ -79,7 +79,7 @@ def period_short(period: str, lang: str) -> str:
     year, month = period.split("-")
     if lang == "zh":
         return f"{year[2:]}年{int(month)}月"
-    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     return f"{months[int(month) - 1]} {year[2:]}"
 
 

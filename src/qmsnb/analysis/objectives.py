@@ -21,7 +21,17 @@ import pandas as pd
 from qmsnb import charts
 from qmsnb.config import ORGANISATION, Kpi, Params
 from qmsnb.context import PeriodContext
-from qmsnb.display import Col, Html, Section, badge, banner, bullet_list, escape, progress_bar, table
+from qmsnb.display import (
+    Col,
+    Html,
+    Section,
+    badge,
+    banner,
+    bullet_list,
+    escape,
+    progress_bar,
+    table,
+)
 from qmsnb.i18n import fmt_change, fmt_number, period_short
 from qmsnb.kpi import ordered, status_counts
 from qmsnb.periods import Period
