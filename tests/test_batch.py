@@ -31,7 +31,9 @@ def test_plan_covers_departments_and_organisation(params) -> None:
     pairs = plan(params, "2026-10")
     assert ("quality_objectives", "organisation") in pairs
     assert {scope for _, scope in pairs} == {"organisation", *params.departments}
-    assert plan(params, "2026-10", departments=["admin"]) == [("quality_objectives", "admin")]
+    assert plan(params, "2026-10", departments=["admin"]) == [
+        ("quality_objectives", "admin"), ("internal_audit", "admin")
+    ]
     with pytest.raises(UsageError):
         plan(params, "2026-10", departments=["sales"])
     with pytest.raises(UsageError):
