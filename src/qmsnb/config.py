@@ -371,9 +371,11 @@ class Params:
             ) from None
 
     def department_name(self, dept_id: str, lang: str) -> str:
-        """The department's name, or the organisation's name for the org-wide scope."""
+        """The department's name, or "whole organisation" for the org-wide scope."""
         if dept_id == ORGANISATION:
-            return self.organisation.name(lang)
+            from qmsnb.i18n import t
+
+            return t("scope.organisation", lang)
         return self.department(dept_id).name(lang)
 
     def path(self, relative: str) -> Path:
