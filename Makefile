@@ -6,6 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PERIOD ?= 2026-10
+# The demo's month with a flawed export (the gate rejects it: exit code 3).
+FLAWED ?= 2026-09
 
 .PHONY: demo test test-fast lint benchmark system-deps clean-outputs help
 
@@ -35,6 +37,7 @@ system-deps:
 
 demo: $(STAMP)
 	$(BIN)/qmsnb demo
+	$(BIN)/qmsnb run --period $(FLAWED) || test $$? -eq 3
 	$(BIN)/qmsnb run --period $(PERIOD)
 
 test: $(STAMP) system-deps

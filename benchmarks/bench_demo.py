@@ -23,6 +23,7 @@ def main(args: list[str]) -> dict:
         root = Path(tmp)
         shutil.copytree(REPO / "params", root / "params")
         shutil.copytree(REPO / "notebooks", root / "notebooks")
+        shutil.copytree(REPO / "expectations", root / "expectations")
         build = measure([qmsnb, "demo"], cwd=root)
         run = measure([qmsnb, "run", "--period", "2026-10"], cwd=root)
         if build.returncode or run.returncode not in (0, 1):

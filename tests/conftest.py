@@ -23,6 +23,7 @@ def copy_project(target: Path) -> Path:
     """A project root with this repository's params and notebooks."""
     shutil.copytree(REPO / "params", target / "params")
     shutil.copytree(REPO / "notebooks", target / "notebooks")
+    shutil.copytree(REPO / "expectations", target / "expectations")
     return target
 
 

@@ -16,6 +16,11 @@ The data carry the stories a quality manager should see in the reports:
 * the Customer Service Division misses its first-call-resolution target for the
   first time in the last month.
 
+One month is flawed on purpose: the month before the last has a callbacks
+export with a page of tasks exported twice and a 合计 totals row
+(:func:`flawed_export`), so a new user sees the data-quality gate reject it and
+stop the report that needs it.
+
 The exports arrive the way real ones do: call records as a UTF-8 CSV with English
 headers, complaint tickets as a GB18030 CSV with Chinese headers (as Chinese
 Excel writes it), callbacks as UTF-8 with BOM, manual indicators as XLSX.
@@ -61,6 +66,8 @@ class DemoSpec:
     calls_per_month: int = 20_000
     seed: int = 20261031
     calls_format: str = "csv"
+    #: Give the month before ``end`` a flawed callbacks export (see :func:`flawed_export`).
+    flawed: bool = True
 
 
 def _month_days(period: Period) -> int:
@@ -500,6 +507,23 @@ def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def flawed_export(frame: pd.DataFrame) -> pd.DataFrame:
+    """A callbacks export gone wrong the way real ones do.
+
+    The export was re-run after a timeout and one page of five tasks came out
+    twice (file rows 42–46 again as rows 47–51), and the system appended its
+    合计 (totals) row. The gate rejects the month (duplicate task ids and
+    duplicate rows) and notes the totals row it left out.
+    """
+    page = frame.iloc[40:45]
+    out = pd.concat([frame.iloc[:45], page, frame.iloc[45:]], ignore_index=True)
+    totals = dict.fromkeys(frame.columns, "")
+    totals["task_id"] = "合计"
+    totals["completed"] = str(int((frame["completed"] == "1").sum()))
+    totals["reached"] = str(int((frame["reached"] == "1").sum()))
+    return pd.concat([out, pd.DataFrame([totals])], ignore_index=True)
+
+
 def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     """Write the demo exports and registers into ``out`` and return the files written.
 
@@ -522,9 +546,12 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
                 encoding="gb18030",
             )
         )
+        tasks = callbacks(rng, period, max(200, spec.calls_per_month // 10))
+        if spec.flawed and spec.months > 1 and period == end.shift(-1):
+            tasks = flawed_export(tasks)
         written.append(
             io.write_export(
-                callbacks(rng, period, max(200, spec.calls_per_month // 10)),
+                tasks,
                 folder / "callbacks.csv",
                 "callbacks",
                 headers="zh",

@@ -515,6 +515,10 @@ def _failure_from_result(
     column = kwargs.get("column") or (
         ", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None
     ) or kwargs.get("column_A")
+    if column == PERIOD_COL:
+        column = table.dataset.period_column
+    elif column == TOTALS_COL:
+        column = None
     meaning = {"zh": meta["zh"], "en": meta["en"]}
     fix = {"zh": meta["fix_zh"], "en": meta["fix_en"]}
     error = _exception_text(result.exception_info)
@@ -587,6 +591,29 @@ def _loader_failures(table: io.LoadedTable) -> list[Failure]:
     return failures
 
 
+def _without_unreadable(failures: list[Failure], table: io.LoadedTable) -> list[Failure]:
+    """A value the loader could not convert is reported once, as what it is
+    (``not_a_date``...), not a second time as an empty cell (``missing_value``)."""
+    unreadable: dict[str, tuple[int, set[int]]] = {}
+    for problem in table.problems:
+        count, rows = unreadable.get(problem.column, (0, set()))
+        unreadable[problem.column] = (count + problem.count, rows | set(problem.rows))
+    kept = []
+    for failure in failures:
+        if failure.reason == "missing_value" and failure.column in unreadable and failure.count:
+            count, rows = unreadable[failure.column]
+            remaining = failure.count - count
+            if remaining <= 0:
+                continue
+            pairs = [(r, v) for r, v in zip(failure.rows, failure.values, strict=False)
+                     if r not in rows]
+            failure.count = remaining
+            failure.rows = [r for r, _ in pairs]
+            failure.values = [v for _, v in pairs]
+        kept.append(failure)
+    return kept
+
+
 class _Runner:
     """One ephemeral GX context for a gate run; validates tables against suites."""
 
@@ -620,8 +647,11 @@ class _Runner:
             return [], skipped, 0
         self.count += 1
         name = f"{table.dataset.id}_{self.count}"
+        # GX does not keep the suite's order in its results: each expectation
+        # carries its position in meta
+        numbered = [{**item, "meta": {**item["meta"], "_index": i}} for i, item in enumerate(items)]
         suite = self.context.suites.add(
-            load_suite(path, {**spec, "name": name, "expectations": items})
+            load_suite(path, {**spec, "name": name, "expectations": numbered})
         )
         asset = self.source.add_dataframe_asset(name)
         batch = asset.add_batch_definition_whole_dataframe("whole")
@@ -639,7 +669,8 @@ class _Runner:
             },
         )
         failures = []
-        for item, result in zip(items, outcome.results, strict=True):
+        for result in outcome.results:
+            item = items[int(result.expectation_config.meta["_index"])]
             failure = _failure_from_result(result, item, table)
             if failure is not None:
                 failures.append(failure)
@@ -761,7 +792,7 @@ class Gate:
             table, spec, suite_path(self.params, dataset.id), parameters, view
         )
         del view
-        result.failures = _loader_failures(table) + failures
+        result.failures = _loader_failures(table) + _without_unreadable(failures, table)
         result.skipped = skipped
         result.checks = checks
         result.status = _status(result.failures)
@@ -914,7 +945,7 @@ def summary_lines(result: GateResult, lang: str, blocking: bool) -> list[str]:
         reasons = "; ".join(
             dict.fromkeys(
                 (f.meaning.get(lang) or f.meaning.get("en", ""))
-                + (f" ({f.column})" if f.column and f.check != "loader" else "")
+                + (f" ({f.column})" if f.column and ", " not in f.column else "")
                 + (t("gate.rows_count", lang, count=f.count) if f.count else "")
                 for f in wanted
             )
