@@ -457,11 +457,25 @@ def _columns_of(item: Mapping[str, Any]) -> set[str]:
     names = {kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")}
     names.update(kwargs.get("column_list") or [])
     condition = kwargs.get("row_condition")
-    if isinstance(condition, str):
+    if isinstance(condition, dict):  # a GX Condition as JSON: {"column": {"name": ...}, ...}
+        names.update(
+            str(v["name"]) for v in _walk(condition) if isinstance(v, dict) and "name" in v
+        )
+    elif isinstance(condition, str):
         import re
 
         names.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:==|!=|>=|<=|>|<)", condition))
     return {n for n in names if n}
+
+
+def _walk(value: Any) -> Iterable[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
 
 
 def _parameters_of(value: Any) -> set[str]:
