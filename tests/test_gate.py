@@ -373,3 +373,15 @@ def test_a_script_in_a_bad_value_is_shown_not_run(
     assert "<script>alert('xss')</script>" in text
     assert '<img src=x onerror="alert(1)">' in text
     assert visit.page.locator("img").count() == 0
+
+
+@pytest.mark.parametrize("name", ["out_of_range.csv", "duplicate_rows.csv",
+                                  "subtotal_row_inside.csv", "previous_month_file.csv"])
+def test_the_large_table_path_finds_the_same(
+    checker: gate.Gate, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables from LARGE_TABLE rows on: packed keys, one narrow frame per column group."""
+    expected = next(c for c in CASES if c[0] == name)
+    monkeypatch.setattr(gate, "LARGE_TABLE", 1)
+    result = _validate(checker, name, expected[1])
+    assert (result.status, _found(result)) == (expected[2], expected[3])

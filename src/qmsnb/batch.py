@@ -251,7 +251,8 @@ def _gate_banners(
                 "lines": [
                     *summary_lines(checked, lang, blocking=True),
                     t("gate.banner.blocked_reports", lang, reports=", ".join(names)),
-                    t("gate.banner.previous", lang),
+                    *([t("gate.banner.previous", lang)] if any(r.get("previous") for r in blocked)
+                      else []),
                 ],
             }
         )

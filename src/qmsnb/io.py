@@ -395,18 +395,30 @@ def _nfkc(value: str) -> str:
 def _normalise_text(series: pd.Series) -> tuple[pd.Series, bool]:
     """Trimmed text; full-width digits and signs (NFKC) → ASCII; empty → NA.
 
-    Only non-ASCII values go through NFKC, so a 12-million-row ASCII column
-    costs one vectorised pass. Returns the text and whether NFKC changed a value.
+    Runs on the Arrow strings with pyarrow compute; only non-ASCII values go
+    through NFKC, so a 12-million-row ASCII column costs a few vectorised passes.
+    Returns the text and whether NFKC changed a value.
     """
-    text = series.astype("string").str.strip()
-    non_ascii = ~text.str.isascii().fillna(True)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pd.array(series, dtype="string[pyarrow]")
+    arrow = pa.chunked_array(text.__arrow_array__())
+    arrow = pc.utf8_trim_whitespace(arrow)
     changed = False
-    if non_ascii.any():
-        before = text[non_ascii]
+    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(arrow), True))
+    if pc.any(non_ascii).as_py():
+        stripped = pd.Series(pd.array(arrow, dtype="string[pyarrow]"))
+        mask = stripped.notna() & ~stripped.str.isascii().fillna(True)
+        before = stripped[mask]
         after = before.map(_nfkc, na_action="ignore")
         changed = bool((before != after).fillna(False).any())
-        text[non_ascii] = after
-    return text.mask(text == "", pd.NA), changed
+        stripped[mask] = after
+        arrow = pa.chunked_array(pd.array(stripped, dtype="string[pyarrow]").__arrow_array__())
+    empty = pc.equal(arrow, "")
+    if pc.any(empty).as_py():
+        arrow = pc.if_else(empty, pa.scalar(None, arrow.type), arrow)
+    return pd.Series(pd.array(arrow, dtype="string[pyarrow]")), changed
 
 
 def _to_number(text: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
@@ -496,18 +508,25 @@ class _Converted:
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def _already_typed(column: Column, raw: pd.Series) -> pd.Series | None:
+def _already_typed(column: Column, raw: pd.Series) -> _Converted | None:
     """``raw`` as the column's type when a typed reader (pyarrow) already parsed it."""
     dtype = raw.dtype
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if column.dtype == "float" and numeric:
-        return raw.astype("float64")
+        return _Converted(raw.astype("float64"))
+    if column.dtype == "int" and numeric:
+        values = raw.astype("float64")
+        fractional = values.notna() & (values != values.round())
+        return _Converted(
+            values.round().astype("Int64"),
+            [("not_an_integer", _EXPECTED_TYPE["int"], fractional)],
+        )
     if column.dtype == "bool" and pd.api.types.is_bool_dtype(dtype):
-        return raw.astype("boolean")
+        return _Converted(raw.astype("boolean"))
     if column.dtype == "datetime" and pd.api.types.is_datetime64_dtype(dtype):
-        return raw.astype("datetime64[us]")
+        return _Converted(raw.astype("datetime64[us]"))
     if column.dtype == "date" and pd.api.types.is_datetime64_dtype(dtype):
-        return raw.astype("datetime64[us]").dt.normalize()
+        return _Converted(raw.astype("datetime64[us]").dt.normalize())
     return None
 
 
@@ -515,7 +534,7 @@ def _convert_values(column: Column, raw: pd.Series, params: Params | None) -> _C
     """Convert raw values (text as read) to the column's type: pure, no rules."""
     typed = _already_typed(column, raw)
     if typed is not None:
-        return _Converted(typed)
+        return typed
     text, changed = _normalise_text(raw)
     out = _Converted(text)
     if changed:
@@ -563,18 +582,24 @@ def _convert_values(column: Column, raw: pd.Series, params: Params | None) -> _C
 def _expand(converted: _Converted, codes: np.ndarray) -> _Converted:
     """Values converted once per distinct value (the categories) → one per row."""
     missing = codes < 0
+    safe = np.where(missing, 0, codes) if missing.any() else codes
     values = converted.values
     if pd.api.types.is_string_dtype(values.dtype):
         new_codes, uniques = pd.factorize(values.to_numpy(dtype=object, na_value=None))
-        row_codes = np.where(missing, -1, new_codes[np.where(missing, 0, codes)])
+        row_codes = np.where(missing, -1, new_codes[safe])
         expanded = pd.Series(
             pd.Categorical.from_codes(row_codes, categories=pd.Index(uniques, dtype="str"))
         )
+    elif isinstance(values.dtype, pd.BooleanDtype):
+        data = values.fillna(False).to_numpy(dtype=bool)[safe]
+        mask = values.isna().to_numpy()[safe] | missing
+        expanded = pd.Series(pd.arrays.BooleanArray(data, mask))
     else:
         expanded = pd.Series(values.array.take(codes, allow_fill=True))
     bad = [
-        (reason, expected, pd.Series(mask.to_numpy(dtype=bool)[codes] & ~missing))
+        (reason, expected, pd.Series(mask.to_numpy(dtype=bool)[safe] & ~missing))
         for reason, expected, mask in converted.bad
+        if mask.any()
     ]
     return _Converted(expanded, bad, converted.notes)
 
