@@ -773,7 +773,7 @@ def _convert(
                 table.missing_columns.append(column.name)
             table.frame[column.name] = pd.Series(pd.NA, index=table.frame.index, dtype="string")
             continue
-        series = raw[column.name]
+        series = raw.pop(column.name)  # frees the raw column once converted
         if (
             series.dtype == object
             and column.dtype != "str"
@@ -798,7 +798,7 @@ def _arrow_type(column: Column, dataset: Dataset) -> Any:
         return pa.bool_()
     if column.dtype in ("datetime", "date"):
         return pa.timestamp("s")
-    if column.name in dataset.key or not (column.values or column.lookup):
+    if column.name in dataset.key:
         return pa.string()
     return pa.dictionary(pa.int32(), pa.string())
 
@@ -916,10 +916,7 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
         # converted once per distinct value
         dictionary = [
             c for c, name in rename.items()
-            if dataset.column(name).dtype in ("str", "bool", "period")
-            and name not in dataset.key
-            and (dataset.column(name).values or dataset.column(name).lookup
-                 or dataset.column(name).dtype != "str")
+            if dataset.column(name).dtype in ("str", "bool", "period") and name not in dataset.key
         ]
         arrow = pq.read_table(path, read_dictionary=dictionary)
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError on broken files
