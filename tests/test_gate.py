@@ -385,3 +385,85 @@ def test_the_large_table_path_finds_the_same(
     monkeypatch.setattr(gate, "LARGE_TABLE", 1)
     result = _validate(checker, name, expected[1])
     assert (result.status, _found(result)) == (expected[2], expected[3])
+
+
+# ---------------------------------------------------------------------------
+# The gate in the batch (three runs in one project: the gate cache is shared)
+# ---------------------------------------------------------------------------
+def _statuses(result: Any) -> dict[tuple[str, str], str]:
+    return {(r["notebook"], r["department"]): r["status"] for r in result.reports}
+
+
+@pytest.mark.slow
+def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project: Path) -> None:
+    from qmsnb.batch import run_batch
+
+    params = load_params(project / "params")
+    month = project / "data" / "2026-10"
+
+    # 1. clean month: built; the flawed September callbacks are a gap in the trends
+    clean = run_batch(params, "2026-10", departments=["organisation"],
+                      notebooks=["quality_objectives"])
+    assert _statuses(clean) == {("quality_objectives", "organisation"): "ok"}
+    assert clean.exit_code == ExitCode.OK
+    assert [b["kind"] for b in clean.manifest["banners"]] == ["info"]
+    meta = json.loads((clean.folder / "prepared" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["left_out"] == [{"period": "2026-09", "dataset": "callbacks"}]
+    kpi = pd.read_parquet(clean.folder / "prepared" / "kpi.parquet")
+    callbacks_kpi = kpi[kpi["kpi"] == "callback_completion"]
+    assert "2026-09" not in set(callbacks_kpi["period"]) and "2026-08" in set(callbacks_kpi["period"])
+
+    # 2. warnings only (October has 100 calls, the months before 3,000): built, yellow banner
+    calls = (month / "calls.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (month / "calls.csv").write_text("".join(calls[:101]), encoding="utf-8")
+    warned = run_batch(params, "2026-10", departments=["organisation"],
+                       notebooks=["internal_audit"])
+    assert _statuses(warned) == {("internal_audit", "organisation"): "ok"}
+    assert warned.exit_code == ExitCode.OK
+    yellow = [b for b in warned.manifest["banners"] if b["kind"] == "yellow"]
+    assert len(yellow) == 1 and "calls.csv" in yellow[0]["lines"][0]
+    gate_json = json.loads((warned.folder / "gate.json").read_text(encoding="utf-8"))
+    assert gate_json["datasets"]["calls"]["status"] == "warn"
+    assert gate_json["datasets"]["calls"]["failures"][0]["reason"] == "row_count_drop"
+
+    # 3. a critical failure in callbacks: the report that needs it is blocked (its
+    #    previous good version carried forward), the other one is built
+    shutil.copy(BAD / "unknown_department.csv", month / "callbacks.csv")
+    before = hashlib.sha256((month / "callbacks.csv").read_bytes()).hexdigest()
+    blocked = run_batch(params, "2026-10", departments=["organisation"])
+    assert _statuses(blocked) == {
+        ("quality_objectives", "organisation"): "blocked",
+        ("internal_audit", "organisation"): "ok",
+    }
+    assert blocked.exit_code == ExitCode.GATE_FAILED
+    report = next(r for r in blocked.reports if r["status"] == "blocked")
+    assert report["blocked_by"] == ["callbacks"] and "回访任务" in report["reason"]
+    assert report["previous"] and (blocked.folder / report["previous"]).is_file()
+    red = blocked.manifest["banners"][0]
+    assert red["kind"] == "red" and "callbacks.csv" in red["lines"][0]
+    rejected = blocked.manifest["gate"]["rejected"]
+    assert {"dataset": "callbacks", "period": "2026-10"}.items() <= rejected[-1].items()
+    assert rejected[-1]["sha256"] == before
+    assert hashlib.sha256((month / "callbacks.csv").read_bytes()).hexdigest() == before
+    portal = (blocked.folder / "index.html").read_text(encoding="utf-8")
+    assert 'href="data_quality.html"' in portal and "数据未通过质量检查" in portal
+    page = (blocked.folder / "data_quality.html").read_text(encoding="utf-8")
+    assert "销售部" in page and "unknown_department" in page
+
+
+def test_validate_command_exit_codes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qmsnb.cli import main
+
+    params_dir = str(project / "params")
+    assert main(["--params", params_dir, "--lang", "en", "validate", "--period", "2026-08",
+                 "--months", "1"]) == 0
+    assert main(["--params", params_dir, "--lang", "en", "validate", "--period", "2026-09",
+                 "--months", "1"]) == 3
+    out = capsys.readouterr()
+    assert "Callback tasks: Failed · duplicate_key; duplicate_row" in out.out
+    assert (project / "outputs" / ".validate" / "2026-09" / "data_quality.html").is_file()
+    suite = project / "expectations" / "calls.json"
+    suite.write_text(suite.read_text(encoding="utf-8").replace(
+        "expect_column_values_to_be_unique", "expect_column_values_to_be_uniq"), encoding="utf-8")
+    assert main(["--params", params_dir, "validate", "--period", "2026-09"]) == 2
+    assert "expect_column_values_to_be_uniq" in capsys.readouterr().err

@@ -676,15 +676,20 @@ class _Runner:
                 (group, view[[io.ROW, *columns]] if columns else view)
                 for columns, group in by_columns.items()
             ]
-        failures = []
+        found: list[tuple[int, Failure]] = []
+        position = {id(item): i for i, item in enumerate(items)}
         for group, frame in groups:
-            failures.extend(self._run(table, spec, path, parameters, group, frame))
-        return failures, skipped, len(items)
+            found.extend(
+                (position[id(item)], failure)
+                for item, failure in self._run(table, spec, path, parameters, group, frame)
+            )
+        # in the suite's order, whatever order GX evaluated them in
+        return [f for _, f in sorted(found, key=lambda x: x[0])], skipped, len(items)
 
     def _run(
         self, table: io.LoadedTable, spec: Mapping[str, Any], path: Path,
         parameters: Mapping[str, Any], items: list[dict[str, Any]], view: pd.DataFrame,
-    ) -> list[Failure]:
+    ) -> list[tuple[dict[str, Any], Failure]]:
         self.count += 1
         name = f"{table.dataset.id}_{self.count}"
         # GX does not keep the suite's order in its results: each expectation
@@ -713,7 +718,7 @@ class _Runner:
             item = items[int(result.expectation_config.meta["_index"])]
             failure = _failure_from_result(result, item, table)
             if failure is not None:
-                failures.append(failure)
+                failures.append((item, failure))
         # nothing of this table may stay referenced once it is judged
         self.context.validation_definitions.delete(name)
         self.context.suites.delete(name)
