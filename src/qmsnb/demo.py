@@ -111,7 +111,9 @@ def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
     ivr[~rated] = pd.NA
     frame = pd.DataFrame(
         {
-            "call_id": [f"C{period.year}{period.month:02d}-{i:08d}" for i in range(1, count + 1)],
+            # vectorised: a 12-million-call month is built in seconds, not minutes
+            "call_id": f"C{period.year}{period.month:02d}-"
+            + pd.Series(np.arange(1, count + 1)).astype("str").str.zfill(8),
             "start_time": _timestamps(rng, period, days, queue == "night"),
             "department": np.where(dept == "hotline_ops", "热线运营部", "客户服务事业部"),
             "queue": queue,
@@ -121,7 +123,9 @@ def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
             "handle_seconds": handle,
             "first_call_resolved": pd.Series(fcr).map({True: "Y", False: "N"}),
             "ivr_score": ivr,
-            "agent_id": np.where(answered, [f"A{n:04d}" for n in rng.integers(1, 400, count)], ""),
+            "agent_id": np.where(
+                answered, "A" + pd.Series(rng.integers(1, 400, count)).astype("str").str.zfill(4), ""
+            ),
         }
     )
     return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
