@@ -124,7 +124,9 @@ def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
             "first_call_resolved": pd.Series(fcr).map({True: "Y", False: "N"}),
             "ivr_score": ivr,
             "agent_id": np.where(
-                answered, "A" + pd.Series(rng.integers(1, 400, count)).astype("str").str.zfill(4), ""
+                answered,
+                "A" + pd.Series(rng.integers(1, 400, count)).astype("str").str.zfill(4),
+                "",
             ),
         }
     )
