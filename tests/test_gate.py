@@ -190,7 +190,11 @@ def test_references_of_a_missing_register_are_skipped_not_passed(checker: gate.G
 def test_suites_agree_with_the_contract() -> None:
     """The records store checks one record against the contract; the gate checks
     files against the suites: both must say the same."""
+    suites = {p.stem for p in (REPO / "expectations").glob("*.json")}
+    assert {d.id for d in DATASETS.values() if d.kind == "export"} <= suites
     for dataset in DATASETS.values():
+        if dataset.id not in suites:  # a register without a suite is not gated
+            continue
         spec = gate.load_suite_spec(REPO / "expectations" / f"{dataset.id}.json")
         by = {}
         for item in spec["expectations"]:
@@ -213,7 +217,7 @@ def test_suites_agree_with_the_contract() -> None:
 
 def test_every_suite_loads_completely(checker: gate.Gate) -> None:
     checker.check_suites()
-    assert set(checker.specs) == set(DATASETS)
+    assert {p.stem for p in (REPO / "expectations").glob("*.json")} == set(checker.specs)
 
 
 def _project_with_suite(tmp_path: Path, demo_project: Path, dataset: str, edit: Any) -> Params:
