@@ -151,13 +151,12 @@ def run_validate(args: argparse.Namespace) -> int:
     gate.preload()
     result = gate.run_gate(params, args.period, months=args.months)
     folder = params.output_dir / ".validate" / result.period
-    _, report = gate.write_outputs(result, folder, params, args.lang or lang)
+    _, report = gate.write_outputs(result, folder, params, args.lang or lang, portal_link=False)
     for name, dataset in result.datasets.items():
-        problems = [f for f in dataset.failures]
+        reasons = "; ".join(dict.fromkeys(f.reason for f in dataset.failures))
         print(t("validate.line", lang, dataset=gate.dataset_name(name, lang),
                 status=t(f"gate.status.{dataset.status}", lang),
-                problems=(" · " + "; ".join(dict.fromkeys(f.reason for f in problems)))
-                if problems else ""))
+                problems=f" · {reasons}" if reasons else ""))
     for line in gate.summary_lines(result, lang, blocking=True):
         print(line, file=sys.stderr)
     print(t("validate.summary", lang, period=period_label(result.period, lang),

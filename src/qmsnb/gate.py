@@ -1003,7 +1003,9 @@ def summary_lines(result: GateResult, lang: str, blocking: bool) -> list[str]:
     return lines
 
 
-def render_report(result: GateResult, params: Params, lang: str) -> str:
+def render_report(
+    result: GateResult, params: Params, lang: str, portal_link: bool = True
+) -> str:
     """``data_quality.html``: our own page, every value escaped, no external resource."""
     from qmsnb.publish import _jinja, _templates
 
@@ -1025,13 +1027,23 @@ def render_report(result: GateResult, params: Params, lang: str) -> str:
         datasets=datasets,
         trend=trend,
         max_samples=MAX_SAMPLES,
+        portal_link=portal_link,
         css=io.read_text(_templates() / "portal.css"),
         footer=t("portal.footer", lang, version=__import__("qmsnb").__version__),
     )
 
 
-def write_outputs(result: GateResult, folder: Path, params: Params, lang: str) -> tuple[Path, Path]:
-    """Write ``gate.json`` and ``data_quality.html`` into ``folder``."""
+def write_outputs(
+    result: GateResult, folder: Path, params: Params, lang: str, portal_link: bool = True
+) -> tuple[Path, Path]:
+    """Write ``gate.json`` and ``data_quality.html`` into ``folder``.
+
+    Args:
+        portal_link: the page links back to ``index.html`` beside it (the portal of
+            a batch run; ``qmsnb validate`` has none).
+    """
     json_path = io.write_json(folder / "gate.json", result.to_json())
-    html_path = io.write_text(folder / "data_quality.html", render_report(result, params, lang))
+    html_path = io.write_text(
+        folder / "data_quality.html", render_report(result, params, lang, portal_link)
+    )
     return json_path, html_path
