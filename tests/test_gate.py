@@ -481,3 +481,18 @@ def test_validate_command_exit_codes(project: Path, capsys: pytest.CaptureFixtur
         "expect_column_values_to_be_unique", "expect_column_values_to_be_uniq"), encoding="utf-8")
     assert main(["--params", params_dir, "validate", "--period", "2026-09"]) == 2
     assert "expect_column_values_to_be_uniq" in capsys.readouterr().err
+
+
+def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
+    project: Path, tmp_path: Path
+) -> None:
+    from qmsnb import prepare
+
+    params = load_params(project / "params")
+    assert prepare.prepare(params, "2026-10", tmp_path / "a")["left_out"] == []
+    io.write_json(project / "outputs" / "2026-10" / "gate.json",
+                  {"left_out": {"2026-09": ["callbacks"]}})
+    meta = prepare.prepare(params, "2026-10", tmp_path / "b")
+    assert meta["left_out"] == [{"period": "2026-09", "dataset": "callbacks"}]
+    kpi = pd.read_parquet(tmp_path / "b" / "kpi.parquet")
+    assert "2026-09" not in set(kpi.loc[kpi["kpi"] == "callback_completion", "period"])

@@ -201,6 +201,16 @@ def read_registers(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str,
     return found, store_info
 
 
+def gate_left_out(params: Params, period: str) -> dict[str, list[str]]:
+    """What the last batch's data-quality gate rejected for ``period`` and its trend
+    months (``outputs/<period>/gate.json``), so that a notebook opened in JupyterLab
+    leaves out the same files as the published report; empty before any batch run."""
+    path = params.output_dir / period / "gate.json"
+    if not path.is_file():
+        return {}
+    return dict(io.read_json(path).get("left_out") or {})
+
+
 def prepare(
     params: Params,
     period: str,
@@ -211,13 +221,16 @@ def prepare(
 
     Args:
         leave_out: month → exports the data-quality gate rejected; they are not
-            used (a gap in the trend) and ``meta["left_out"]`` lists them.
+            used (a gap in the trend) and ``meta["left_out"]`` lists them. Without
+            it, what the last batch's gate rejected (:func:`gate_left_out`).
 
     Raises:
         UsageError: no data folder, or no exports for the period.
         DataError: an export or register cannot be read at all.
     """
     check_period_exists(params, period)
+    if leave_out is None:
+        leave_out = gate_left_out(params, period)
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir, leave_out)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
