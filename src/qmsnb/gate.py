@@ -439,7 +439,7 @@ def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
                 columns[name] = packed
                 continue
         columns[name] = series.array
-    view = pd.DataFrame(columns)
+    view = pd.DataFrame(columns, copy=False)  # the typed frame's arrays, not copies
     if dataset.period_column and dataset.period_column in table.present_columns:
         months = frame[dataset.period_column].to_numpy(dtype="datetime64[us]").astype(
             "datetime64[M]"
