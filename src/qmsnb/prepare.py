@@ -9,6 +9,14 @@ status and warnings, and writes the small tables every notebook reads:
     assessed KPI values of the trend window, all departments and the organisation;
 ``prepared/<register>.parquet``
     the registers (objectives, audit programme, findings, actions, risks);
+``prepared/complaint_counts.parquet``
+    complaint tickets per month × department × category × subcategory over the
+    trend window (:func:`complaint_counts`; the months that had a complaints
+    export are in ``meta["complaint_months"]``, so a missing row there is a zero);
+``prepared/<table>.parquet``
+    further tables registered with :func:`register_table` by the modules in
+    :data:`TABLE_MODULES` (e.g. ``risks_previous``: the risk register at the end
+    of the previous period, from the records store's history);
 ``prepared/meta.json``
     the period, the input files with their sha256, the months found, and the
     records store's URL and fingerprint when registers came from it.
@@ -19,13 +27,19 @@ auditors keep saving; the others are read from ``registers_dir``.
 
 A month's KPI values are cached under ``<outputs>/.cache/kpi/`` keyed by the
 sha256 of its export files and of the catalogue, so re-running a month after one
-export was corrected recomputes only that month.
+export was corrected recomputes only that month; complaint counts likewise under
+``<outputs>/.cache/complaints/``, keyed by the complaint export's sha256.
+
+Tables other than KPI values and registers are listed in ``meta["tables"]`` and
+read back by :func:`read_tables` (the context offers them as ``ctx.table(name)``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +55,33 @@ from qmsnb.periods import Period
 
 #: Bump when the way KPI values are computed changes (invalidates the cache).
 ENGINE_VERSION = "1"
+#: Bump when the way complaint counts are computed changes (invalidates their cache).
+COUNTS_VERSION = "1"
+#: Columns of :func:`complaint_counts`.
+COUNT_COLUMNS = ["period", "department", "category", "subcategory", "tickets", "escalated"]
+
+#: Further prepared tables: name → builder(params, period) → frame.
+TableBuilder = Callable[["Params", str], pd.DataFrame]
+TABLES: dict[str, TableBuilder] = {}
+#: Modules that register further tables when imported (imported on first prepare).
+TABLE_MODULES: list[str] = ["qmsnb.risks"]
+
+
+def register_table(name: str) -> Callable[[TableBuilder], TableBuilder]:
+    """Register the builder of ``prepared/<name>.parquet``."""
+
+    def deco(build: TableBuilder) -> TableBuilder:
+        TABLES[name] = build
+        return build
+
+    return deco
+
+
+def prepared_tables() -> dict[str, TableBuilder]:
+    """Every registered table builder (importing the modules that declare them)."""
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return dict(TABLES)
 
 
 @dataclass
@@ -169,6 +210,70 @@ def kpi_history(
     return assess(values, params.catalogue), infos
 
 
+def complaint_counts(tickets: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Tickets (and escalated tickets) per department × category × subcategory of one month.
+
+    The shared base of complaint trends, per-category effectiveness checks and
+    Pareto charts. A ticket without a subcategory counts under ``""``; rows whose
+    department or category could not be read are left out.
+    """
+    if tickets.empty:
+        return pd.DataFrame(columns=COUNT_COLUMNS)
+    frame = tickets.dropna(subset=["department", "category"])
+    frame = frame.assign(
+        subcategory=frame["subcategory"].astype("string").fillna(""),
+        escalated=frame["escalated"].astype("boolean").fillna(False).astype(int),
+    )
+    counts = (
+        frame.groupby(["department", "category", "subcategory"], observed=True)
+        .agg(tickets=("ticket_id", "size"), escalated=("escalated", "sum"))
+        .reset_index()
+    )
+    counts.insert(0, "period", period)
+    for column in ("department", "category", "subcategory"):
+        counts[column] = counts[column].astype(str)
+    counts[["tickets", "escalated"]] = counts[["tickets", "escalated"]].astype("int64")
+    return counts[COUNT_COLUMNS]
+
+
+def _month_complaints(params: Params, period: str, cache_dir: Path | None) -> pd.DataFrame | None:
+    """One month's complaint counts (None without a complaints export), from the
+    cache when the export is unchanged."""
+    path = export_files(params, period).get("complaints")
+    if path is None:
+        return None
+    key = hashlib.sha256((COUNTS_VERSION + io.sha256_file(path)).encode()).hexdigest()[:24]
+    cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return io.read_parquet(cached)
+    table = io.load(period_folder(params, period), "complaints", params, required=False)
+    if table is None:
+        return None
+    counts = complaint_counts(table.frame, period)
+    if cached is not None:
+        io.write_parquet(cached, counts)
+    return counts
+
+
+def complaint_history(
+    params: Params, period: str, cache_dir: Path | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Complaint counts over the trend window ending with ``period`` and the months
+    that had a complaints export (in those, a category without a row had none)."""
+    months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
+    frames, found = [], []
+    for month in months:
+        counts = _month_complaints(params, month, cache_dir)
+        if counts is None:
+            continue
+        found.append(month)
+        if not counts.empty:
+            frames.append(counts)
+    if not frames:
+        return pd.DataFrame(columns=COUNT_COLUMNS), found
+    return pd.concat(frames, ignore_index=True), found
+
+
 def load_registers(params: Params, strict: bool = True) -> dict[str, io.LoadedTable]:
     """Read the registers the quality office keeps (missing ones are skipped).
 
@@ -211,6 +316,14 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
+    counts, complaint_months = complaint_history(
+        params, period, params.output_dir / ".cache" / "complaints"
+    )
+    tables = {"complaint_counts": counts}
+    for name, build in prepared_tables().items():
+        tables[name] = build(params, period)
+    for name, frame in tables.items():
+        io.write_parquet(out_dir / f"{name}.parquet", frame)
     regs, store_info = read_registers(params)
     inputs: list[dict[str, Any]] = []
     for month in months:
@@ -228,6 +341,8 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
         "inputs": inputs,
         "registers": sorted(regs),
         "records_store": store_info,
+        "tables": sorted(tables),
+        "complaint_months": complaint_months,
     }
     io.write_json(out_dir / "meta.json", meta)
     return meta
@@ -244,3 +359,12 @@ def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], 
         if name in DATASETS
     }
     return io.read_parquet(folder / "kpi.parquet"), regs, meta
+
+
+def read_tables(folder: Path, meta: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The further prepared tables listed in ``meta["tables"]`` (complaint counts, ...)."""
+    return {
+        name: io.read_parquet(folder / f"{name}.parquet")
+        for name in meta.get("tables", [])
+        if (folder / f"{name}.parquet").is_file()
+    }
