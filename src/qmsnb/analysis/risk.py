@@ -686,11 +686,11 @@ def score_badge(ctx: PeriodContext, record: Mapping[str, Any], stage: str = "cur
     _, band = band_info(ctx.params, method.id, band_id)
     return (
         f"{escape(scoring.number_text(float(score)))} "
-        f"{_band_badge(band, band_label(ctx.lang, band))}"
+        f"{band_badge(band, band_label(ctx.lang, band))}"
     )
 
 
-def _band_badge(band: scoring.Band, label: str) -> str:
+def band_badge(band: scoring.Band, label: str) -> str:
     dark = _luminance(band.colour) > 0.6
     return (
         f'<span class="qm-badge" style="background:{escape(band.colour)};'
@@ -830,7 +830,7 @@ def summary(ctx: PeriodContext) -> Section:
     )
     chips = (
         " ".join(
-            _band_badge(
+            band_badge(
                 band, f"{band_label(ctx.lang, band)} {int((mine['current_band'] == band.id).sum())}"
             )
             for band in reversed(ctx.params.risk.bands(method.id))
@@ -986,7 +986,7 @@ def _cell_table(ctx: PeriodContext, grid: HeatGrid, reg: pd.DataFrame) -> Html |
         Col(ctx.t("risk.col.cell"), lambda r: f"<strong>{escape(r['cell'])}</strong>"),
         Col(
             ctx.t("risk.col.band"),
-            lambda r: _band_badge(r["band"], band_label(ctx.lang, r["band"])) if r["band"] else "",
+            lambda r: band_badge(r["band"], band_label(ctx.lang, r["band"])) if r["band"] else "",
         ),
         Col(ctx.t("risk.col.count"), lambda r: escape(r["count"] or ""), align="right"),
         Col(ctx.t("risk.col.id"), key="risk_id"),
@@ -1066,7 +1066,7 @@ def movement_section(ctx: PeriodContext) -> Section:
         _, band = band_info(ctx.params, method.id, r["before_band"])
         return (
             f"{escape(scoring.number_text(float(r['before_score'])))} "
-            f"{_band_badge(band, band_label(ctx.lang, band))}"
+            f"{band_badge(band, band_label(ctx.lang, band))}"
         )
 
     columns = [
