@@ -1068,8 +1068,14 @@ class RecordsStore:
                 register_name={"zh": dataset.zh, "en": dataset.en},
                 columns=", ".join(table.missing_columns),
             )
-        if table.problems:
-            first = _column_order(dataset, table.problems)[0]
+        # a row without its (single-column) key gets a generated id, as documented
+        problems = [
+            p for p in table.problems
+            if not (len(dataset.key) == 1 and p.column == dataset.key[0]
+                    and p.reason == "missing_value")
+        ]
+        if problems:
+            first = _column_order(dataset, problems)[0]
             raise RecordsImportError(_problem_error(dataset, first), name, first.rows[0])
         frame = table.frame
         for column in dataset.columns:

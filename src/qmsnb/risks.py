@@ -193,9 +193,9 @@ def seed_store(
     skipped = sorted(set(frame["origin"]) & known, key=_origin_key)
     if fresh.empty:
         return SeedResult(added=[], skipped=skipped)
-    result = store.import_table(
-        REGISTER, fresh.reset_index(drop=True), who, reason="seeded from the process register"
-    )
+    fresh = fresh.reset_index(drop=True)
+    fresh.insert(0, "risk_id", None)  # generated, ...
+    result = store.import_table(REGISTER, fresh, who, reason="seeded from the process register")
     return SeedResult(added=result.inserted, skipped=skipped)
 
 

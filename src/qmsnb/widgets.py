@@ -205,11 +205,13 @@ class RiskScorer:
         self._history()
 
     def _fill(self) -> None:
-        """Set the sliders from the record's chosen stage (lowest levels when unscored
-        or scored with another method)."""
+        """Set the sliders from the record's chosen stage: an unscored residual starts
+        from the inherent score; unscored (or another method's) from the lowest levels."""
         record = self._record or {}
         same = scoring.method_of(record) is self.method
         values = scoring.stage_values(record, self.stage.value) if same else {}
+        if same and self.stage.value == "residual" and self.method.problem(values) is not None:
+            values = scoring.stage_values(record, "inherent")
         for factor in self.method.factors:
             value = values.get(factor.field)
             slider = self.sliders[factor.field]
