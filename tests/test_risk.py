@@ -267,7 +267,11 @@ def test_seeding_refuses_an_owner_that_is_no_department(params: Params) -> None:
 
 @pytest.fixture
 def store(params: Params) -> Iterator[RecordsStore]:
-    """A store holding the demo's process register (risks refer to it)."""
+    """A store holding the demo's process register (risks refer to it) and no risk
+    register anywhere (the demo's file is removed)."""
+    risks_file = io.find_dataset_file(params.registers_dir, io.DATASETS["risks"])
+    assert risks_file is not None
+    risks_file.unlink()
     store = open_store(params)
     path = io.find_dataset_file(params.registers_dir, io.DATASETS["process_register"])
     store.import_table("process_register", path, "importer")
@@ -290,7 +294,23 @@ def test_seeding_the_store_never_duplicates(store: RecordsStore) -> None:
     assert set(history["who"]) == {"quality office"}
 
 
+def test_seeding_takes_over_a_register_kept_in_its_file(params: Params) -> None:
+    """The demo's risks.xlsx already holds the 37 failure modes (and 10 more):
+    seeding adopts the file and adds nothing; no risk of the file is hidden."""
+    with open_store(params) as store:
+        path = io.find_dataset_file(params.registers_dir, io.DATASETS["process_register"])
+        store.import_table("process_register", path, "importer")
+        result = seed_store(store, store.frame("process_register"), "quality office")
+        assert result.added == [] and len(result.skipped) == 37
+        assert len(store.frame("risks")) == 47
+        first = store.history("risks").iloc[0]
+        assert (first["action"], first["who"]) == ("import", "quality office")
+
+
 def test_cli_seeds_and_says_so(project: Path, params: Params, capsys) -> None:
+    risks_file = io.find_dataset_file(params.registers_dir, io.DATASETS["risks"])
+    assert risks_file is not None
+    risks_file.unlink()  # a project without a risk register yet
     args = ["--params", str(project / "params"), "--lang", "en", "risks", "seed", "--who", "qa"]
     assert main(args) == ExitCode.OK
     out = capsys.readouterr().out
@@ -777,12 +797,14 @@ def test_previous_state_from_a_real_store(store: RecordsStore, params: Params) -
     this_month = Period(date.today().year, date.today().month)
     # a period starting after every change: the state at its start is the current one
     later = previous_frame(history, str(this_month.shift(1)), params)
-    assert later["baseline"].iloc[0] == "period_end"
-    assert later["residual_score"].iloc[0] == 8
+    later = later.set_index("risk_id")
+    assert later.loc[rid, "baseline"] == "period_end"
+    assert later.loc[rid, "residual_score"] == 8
     # the store's history starts after the previous period ended: first recorded scores
     first = previous_frame(history, str(this_month), params)
-    assert first["baseline"].iloc[0] == "first_recorded"
-    assert pd.isna(first["residual_score"].iloc[0]) and first["inherent_score"].iloc[0] == 16
+    first = first.set_index("risk_id")
+    assert first.loc[rid, "baseline"] == "first_recorded"
+    assert pd.isna(first.loc[rid, "residual_score"]) and first.loc[rid, "inherent_score"] == 16
 
 
 # ---------------------------------------------------------------------------

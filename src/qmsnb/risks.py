@@ -183,11 +183,19 @@ def seed_store(
 ) -> SeedResult:
     """Save the failure modes not seeded before as risks, in one transaction.
 
+    A risk register still kept in its file (``registers_dir``) is taken over by
+    the store first, as the store does before any first change, so seeding never
+    hides the file's risks nor seeds a failure mode the file has already.
+
     Raises:
-        RecordsError: a record was refused (nothing is saved) or an owner maps
+        RecordsError: a record was refused (nothing is seeded) or an owner maps
             to no department.
     """
     frame = seed_frame(processes, store.params, today or date.today())
+    if REGISTER not in store.registers():
+        path = io.find_dataset_file(store.params.registers_dir, RISKS)
+        if path is not None:
+            store.import_table(REGISTER, path, who, reason=f"adopted from {path}")
     known = seeded_origins(store)
     fresh = frame[~frame["origin"].isin(known)]
     skipped = sorted(set(frame["origin"]) & known, key=_origin_key)
