@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -1312,13 +1312,3 @@ def _effect_panel(ctx: PeriodContext, record: Mapping[str, Any]) -> charts.Befor
         colour=charts.STATUS_COLOURS[VERDICTS[effect.verdict]],
         unit="" if series.model == "count" else series.unit,
     )
-
-
-def register_rows(ctx: PeriodContext) -> pd.DataFrame:
-    """The assessed register in scope (for the widget and for export)."""
-    return view(ctx).register
-
-
-def next_review(today: date, days: int) -> date:
-    """The date a first review falls due."""
-    return today + timedelta(days=days)
