@@ -982,3 +982,55 @@ def test_report_renders_offline(reports: dict[str, Path], browser, tmp_path: Pat
         assert visit.page.locator(".js-plotly-plot").count() == 2  # heat map, before/after
         assert visit.page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
         assert visit.page.locator("table.qm-table").count() >= 6
+
+
+@pytest.mark.parametrize(
+    ("method", "factors", "rows", "columns"),
+    [
+        ("fmea", {"severity": 7, "likelihood": 4, "detection": 7}, 10, 10),
+        ("lec", {"likelihood": 3, "exposure": 6, "severity": 7}, 6, 7),
+    ],
+)
+def test_sections_render_for_every_method(
+    store: RecordsStore, params: Params, method: str, factors: dict[str, int], rows, columns
+) -> None:
+    """Every section of the report builds for the active method from a hand-built
+    context: the heat map has the method's grid, FMEA shows its action priority band."""
+    from qmsnb.context import PeriodContext
+
+    _write_risk_yaml(params, f"method: {method}\n")
+    loaded = load_params(params.folder)
+    inherent = {f"inherent_{k}": v for k, v in factors.items()}
+    for dept in ("热线运营部", "投诉中心"):
+        # the method's factors replace the matrix's L and S of the base record
+        store.insert("risks", {**_risk(method=method, department=dept), **inherent}, "赵敏")
+    store.insert("risks", _risk(), "赵敏")  # scored with the matrix: listed, not mapped
+    ctx = PeriodContext(
+        params=loaded,
+        period="2026-10",
+        department="organisation",
+        lang="en",
+        kpi=pd.DataFrame(
+            columns=["period", "department", "kpi", "numerator", "denominator", "value"]
+        ),
+        registers={
+            "risks": store.frame("risks"),
+            "process_register": store.frame("process_register"),
+        },
+    )
+    heat = ra.heat_map(ctx)
+    (figure,) = heat.figures
+    maps = [t for t in figure.data if t.type == "heatmap"]
+    assert len(maps) == 2 and np.asarray(maps[0].z).shape == (rows, columns)
+    assert "R-003 (matrix)" in heat.text  # the matrix risk, off this method's map
+    band = "High" if method == "fmea" else "Significant"  # AP H; D = 126
+    assert band in heat.text
+    for section in (
+        ra.summary,
+        ra.top_section,
+        ra.movement_section,
+        ra.reviews_section,
+        ra.opportunities_section,
+        ra.effectiveness_section,
+    ):
+        assert section(ctx).title
