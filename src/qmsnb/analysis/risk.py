@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -815,8 +815,15 @@ def _baseline_text(ctx: PeriodContext, v: RiskView) -> str:
     if v.baseline == "period_end":
         previous = Period.parse(ctx.period).shift(-1)
         return ctx.t("risk.since_period_end", period=period_short(str(previous), ctx.lang))
-    at = pd.Timestamp(v.baseline_at).tz_convert(None).date().isoformat() if v.baseline_at else ""
-    return ctx.t("risk.since_first_recorded", date=at)
+    return ctx.t("risk.since_first_recorded", date=_baseline_date(v))
+
+
+def _baseline_date(v: RiskView) -> str:
+    """The local date of the baseline state."""
+    if not v.baseline_at:
+        return ""
+    local = datetime.now().astimezone().tzinfo
+    return pd.Timestamp(v.baseline_at).tz_convert(local).date().isoformat()
 
 
 def summary(ctx: PeriodContext) -> Section:
@@ -835,7 +842,7 @@ def summary(ctx: PeriodContext) -> Section:
             )
             for band in reversed(ctx.params.risk.bands(method.id))
         )
-        if not reg.empty
+        if "current_band" in mine
         else ""
     )
     section = Section(ctx.t("risk.summary"), anchor="summary", level=0)
@@ -1050,7 +1057,7 @@ def movement_section(ctx: PeriodContext) -> Section:
     if v.baseline == "none":
         return section.add(ctx.t("risk.no_history"))
     if v.baseline == "first_recorded":
-        section.add(banner("info", ctx.t("risk.first_recorded_note", since=_baseline_text(ctx, v))))
+        section.add(banner("info", ctx.t("risk.first_recorded_note", date=_baseline_date(v))))
     moved = v.moves[v.moves["move"] != "same"] if not v.moves.empty else v.moves
     if moved.empty:
         return section.add(ctx.t("risk.no_movement", since=_baseline_text(ctx, v)))
