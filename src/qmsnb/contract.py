@@ -580,7 +580,7 @@ FIVE_WHYS = register(
             Column("chain_id", "分析编号", "Chain ID"),
             *_problem_columns(),
             *(
-                Column(f"why_{i}", f"为什么{i}", f"Why {i}", nullable=i > 1)
+                Column(f"why_{i}", f"为什么{i}", f"Why {i}", nullable=i > 1, required=i <= 5)
                 for i in range(1, MAX_WHYS + 1)
             ),
             Column("root_cause", "根本原因", "Root cause", nullable=True),
