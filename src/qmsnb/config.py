@@ -326,7 +326,7 @@ class AssociationRules(_Model):
     basket: Literal["customer", "customer_day", "day"] = "customer"
     min_baskets: int = Field(default=3, ge=1)
     min_support: float = Field(default=0.5, ge=0, le=100)
-    min_confidence: float = Field(default=20.0, ge=0, le=100)
+    min_confidence: float = Field(default=10.0, ge=0, le=100)
     min_lift: float = Field(default=1.5, ge=0)
     max_rules: int = Field(default=15, ge=1, le=200)
 

@@ -37,6 +37,8 @@ class PeriodContext:
     meta: dict[str, Any] = field(default_factory=dict)
     #: Further prepared tables (``complaint_counts``, ``complaint_tickets``, ...).
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Opened on a batch's prepared tables (a report being built), not interactively.
+    batch: bool = False
 
     @property
     def is_organisation(self) -> bool:
@@ -132,4 +134,5 @@ def open_period(
         registers=regs,
         meta=meta,
         tables=tables,
+        batch=bool(prepared_dir),
     )

@@ -164,7 +164,7 @@ CALLBACK_FIX = Period(2026, 4)
 #: Complaints that go together for one customer (a shared cause): an outage, then
 #: a late or repeated repair visit; an over-charge, then a value-added charge.
 PAIRED = {("broadband_down", ("late_visit", "repeat_fault")): 12,
-          ("over_charge", ("value_added",)): 10}
+          ("over_charge", ("value_added",)): 15}
 
 
 def complaint_stories(
