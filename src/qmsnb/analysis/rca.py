@@ -240,7 +240,8 @@ def batches(
     min_tickets: int = 20,
     factor: float = 3.0,
 ) -> pd.DataFrame:
-    """Batch complaints: for each subcategory, its densest window of ``window_hours``,
+    """Batch complaints: for each subcategory, its densest window of ``window_hours``
+    (half-open; of equally dense windows the tightest),
     kept when it holds at least ``min_tickets`` tickets and at least ``factor``
     times what the subcategory's monthly volume would put in such a window.
 
@@ -269,10 +270,12 @@ def batches(
     for (cat, sub), group in frame.groupby(["category", "subcategory"], observed=True):
         group = group.sort_values("created_at")
         times = group["created_at"].to_numpy(dtype="datetime64[ns]")
-        ends = np.searchsorted(times, times + window.to_timedelta64(), side="right")
+        ends = np.searchsorted(times, times + window.to_timedelta64(), side="left")
         sizes = ends - np.arange(len(times))
-        best = int(np.argmax(sizes))
-        count = int(sizes[best])
+        count = int(sizes.max())
+        # of the windows holding the most tickets, the tightest one
+        spans = times[ends - 1] - times
+        best = int(np.argmin(np.where(sizes == count, spans, np.timedelta64(2**62, "ns"))))
         expected = len(times) * min(window_hours, hours) / hours
         if count < min_tickets or count < factor * expected:
             continue
@@ -317,7 +320,9 @@ def escalations(tickets: pd.DataFrame) -> pd.DataFrame:
     )
     out = out[out["escalated"] > 0].copy()
     out["rate"] = 100.0 * out["escalated"] / out["tickets"]
-    return out.sort_values(["escalated", "rate"], ascending=False).reset_index(drop=True)[columns]
+    return out.sort_values(
+        ["escalated", "rate", "category", "subcategory"], ascending=[False, False, True, True]
+    ).reset_index(drop=True)[columns]
 
 
 def repeat_complainants(tickets: pd.DataFrame, min_tickets: int = 2) -> pd.DataFrame:
@@ -745,7 +750,7 @@ class FixCheck:
         baseline, after: the months of each window.
         centre, sigma: baseline mean and its month-to-month sigma (XmR, never
             below the Poisson √mean); ``after_mean``; ``limit``: the after-mean
-            must fall below it (centre − 3σ/√months after).
+            must fall below it (centre − kσ/√months after).
     """
 
     verdict: str
@@ -768,7 +773,7 @@ def fix_check(series: pd.Series, done_on: Any, rules: FixCheckRules) -> FixCheck
     after: the months after it (the completion month itself is in neither). With
     the baseline's centre c and sigma σ (XmR moving-range sigma, at least √c as for
     Poisson counts), the fix **held** when the mean after lies below
-    c − 3σ/√m (m months after) *and* every month after stays below c; it **did
+    c − kσ/√m (m months after, k = ``rules.sigmas``) *and* every month after stays below c; it **did
     not hold** otherwise (``no_drop``: the mean did not fall clearly;
     ``relapse``: it fell but a month came back to the old level). Too few months
     either side, or a baseline under ``rules.min_monthly_tickets`` a month, is
@@ -804,7 +809,7 @@ def fix_check(series: pd.Series, done_on: Any, rules: FixCheckRules) -> FixCheck
         return FixCheck("not_enough", "thin", centre=centre, **common)
     sigma = max(float(chart.upper[0] - centre) / 3.0, math.sqrt(centre))
     after_mean = float(after.mean())
-    limit = centre - 3.0 * sigma / math.sqrt(len(after))
+    limit = centre - rules.sigmas * sigma / math.sqrt(len(after))
     numbers = {"centre": centre, "sigma": sigma, "after_mean": after_mean, "limit": limit}
     if after_mean >= limit:
         return FixCheck("not_held", "no_drop", **numbers, **common)
