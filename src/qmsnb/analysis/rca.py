@@ -1165,20 +1165,28 @@ def pareto_figure(
     from plotly.subplots import make_subplots
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    colours = [charts.LINE if v else "#bdbdbd" for v in rows["vital"]]
-    fig.add_trace(
-        go.Bar(
-            x=list(labels),
-            y=rows["tickets"].tolist(),
-            marker={"color": colours},
-            name=names["tickets"],
-            customdata=rows["share"].round(1).tolist(),
-            hovertemplate="%{x}: %{y} (%{customdata}%)<extra></extra>",
-            text=rows["tickets"].tolist(),
-            textposition="outside",
-        ),
-        secondary_y=False,
-    )
+    labels = list(labels)
+    for vital, colour, name in (
+        (True, charts.LINE, names["vital"]),
+        (False, "#bdbdbd", names["others"]),
+    ):
+        mask = (rows["vital"] == vital).to_numpy()
+        if not mask.any():
+            continue
+        part = rows[mask]
+        fig.add_trace(
+            go.Bar(
+                x=[label for label, m in zip(labels, mask, strict=True) if m],
+                y=part["tickets"].tolist(),
+                marker={"color": colour},
+                name=name,
+                customdata=part["share"].round(1).tolist(),
+                hovertemplate="%{x}: %{y} (%{customdata}%)<extra></extra>",
+                text=part["tickets"].tolist(),
+                textposition="outside",
+            ),
+            secondary_y=False,
+        )
     fig.add_trace(
         go.Scatter(
             x=list(labels),
@@ -1204,20 +1212,14 @@ def pareto_figure(
     vital = int(rows["vital"].sum())
     if 0 < vital < len(rows):
         fig.add_vrect(
-            x0=-0.5,
-            x1=vital - 0.5,
-            fillcolor="#e8f0fe",
-            opacity=0.5,
-            line_width=0,
-            layer="below",
-            annotation_text=names["vital"],
-            annotation_position="top left",
-            annotation_font_size=11,
+            x0=-0.5, x1=vital - 0.5, fillcolor="#e8f0fe", opacity=0.5, line_width=0, layer="below"
         )
     fig.update_yaxes(title_text=names["tickets"], secondary_y=False, rangemode="tozero")
     fig.update_yaxes(range=[0, 105], ticksuffix="%", secondary_y=True, showgrid=False)
-    fig.update_xaxes(tickangle=-30, automargin=True)
-    return charts.style(fig, title, height=400)
+    fig.update_xaxes(tickangle=-40, automargin=True, categoryorder="array", categoryarray=labels)
+    fig = charts.style(fig, title, height=440)
+    fig.update_layout(legend={"orientation": "h", "y": -0.38}, margin={"b": 110})
+    return fig
 
 
 def _pareto_names(ctx: PeriodContext) -> dict[str, str]:
@@ -1225,6 +1227,7 @@ def _pareto_names(ctx: PeriodContext) -> dict[str, str]:
         "tickets": ctx.t("rca.chart.tickets"),
         "cumulative": ctx.t("rca.chart.cumulative"),
         "vital": ctx.t("rca.chart.vital"),
+        "others": ctx.t("rca.chart.others"),
         "cut": ctx.t("rca.chart.cut", cut=fmt_number(ctx.params.rca.hotspots.pareto_cut, "%", 0)),
     }
 
