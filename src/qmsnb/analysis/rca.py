@@ -1909,9 +1909,9 @@ def recording(ctx: PeriodContext) -> Any:
     in a batch-built report, a line saying where to find them."""
     if ctx.batch:
         return Section(ctx.t("rca.recording"), [ctx.t("rca.recording_batch")], anchor="recording")
-    from qmsnb.widgets import RootCauseWorkbench
+    from qmsnb.widgets import root_cause_workbench
 
-    return RootCauseWorkbench(ctx).widget
+    return root_cause_workbench(ctx)
 
 
 def hotspot_options(ctx: PeriodContext) -> list[dict[str, Any]]:
