@@ -3,6 +3,7 @@ build a five-whys chain, continue it, and see refusals and conflicts in words.""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def ctx() -> PeriodContext:
-    """October with a batch of 30 broadband outages on the 14th (and a thin background)."""
+def ctx(tmp_path: Path) -> PeriodContext:
+    """October with a batch of 30 broadband outages on the 14th (and a thin background),
+    in a project of its own (no register files to adopt)."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
     rows = [
         (pd.Timestamp("2026-10-14 08:00") + pd.Timedelta(minutes=20 * i), "broadband_down")
         for i in range(30)
@@ -46,7 +50,7 @@ def ctx() -> PeriodContext:
     counts.insert(0, "period", "2026-10")
     counts["escalated"] = 0
     return PeriodContext(
-        params=load_params(REPO / "params"),
+        params=load_params(tmp_path / "params"),
         period="2026-10",
         department="complaints",
         lang="zh",
