@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
     "audit": "qmsnb.analysis.audit",
+    "rca": "qmsnb.analysis.rca",
     "widgets": "qmsnb.widgets",
 }
 

@@ -35,6 +35,10 @@ class PeriodContext:
     kpi: pd.DataFrame
     registers: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Further prepared tables (``complaint_counts``, ``complaint_tickets``, ...).
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Opened on a batch's prepared tables (a report being built), not interactively.
+    batch: bool = False
 
     @property
     def is_organisation(self) -> bool:
@@ -65,6 +69,10 @@ class PeriodContext:
     def register(self, name: str) -> pd.DataFrame:
         """A register as a frame (empty with no columns if the office keeps none)."""
         return self.registers.get(name, pd.DataFrame())
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A further prepared table (empty with no columns when it was not prepared)."""
+        return self.tables.get(name, pd.DataFrame())
 
     @cached_property
     def kpi_scope(self) -> pd.DataFrame:
@@ -111,10 +119,12 @@ def open_period(
     language = check_lang(lang or params.organisation.report_language)
     if prepared_dir:
         kpi, regs, meta = prepare.read_prepared(Path(prepared_dir))
+        tables = prepare.read_tables(Path(prepared_dir), meta)
     else:
         with tempfile.TemporaryDirectory(prefix="qmsnb-prepared-") as tmp:
             prepare.prepare(params, period, Path(tmp))
             kpi, regs, meta = prepare.read_prepared(Path(tmp))
+            tables = prepare.read_tables(Path(tmp), meta)
     return PeriodContext(
         params=params,
         period=period,
@@ -123,4 +133,6 @@ def open_period(
         kpi=kpi,
         registers=regs,
         meta=meta,
+        tables=tables,
+        batch=bool(prepared_dir),
     )
