@@ -18,6 +18,7 @@ _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
     "audit": "qmsnb.analysis.audit",
     "risk": "qmsnb.analysis.risk",
+    "rca": "qmsnb.analysis.rca",
     "widgets": "qmsnb.widgets",
 }
 

@@ -12,8 +12,10 @@ Three files make up the parameters of one quality office:
 
 Optional files (:data:`OPTIONAL_FILES`) give their defaults when absent and are
 parsed as strictly when present: ``audit.yaml`` (internal auditors and their
-competences, the audit-frequency rules, declared changes) and ``risk.yaml``
-(the risk-scoring method, its bands and colours, the effectiveness check).
+competences, the audit-frequency rules, declared changes), ``rca.yaml``
+(complaint hotspot rules, association rules, the "did the fix hold" check and the
+phrases that flag a five-whys chain stopping at a person) and ``risk.yaml`` (the
+risk-scoring method, its bands and colours, the effectiveness check).
 
 Unknown keys, bad values and references to unknown departments, datasets or
 notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key.
@@ -288,6 +290,94 @@ class AuditParams(_Model):
         return next((a for a in self.auditors if a.name == name.strip()), None)
 
 
+class HotspotRules(_Model):
+    """What makes a complaint hotspot (root-cause analysis).
+
+    ``pareto_cut``: the vital few are the top categories up to and including the
+    one whose cumulative share reaches this percentage. A category (or
+    subcategory) *surges* when its tickets rise month on month by more than
+    ``surge_percent`` and it has at least ``surge_min_tickets`` this month (the
+    domain's yellow alert). A *batch* is at least ``batch_min_tickets`` tickets of
+    one subcategory within ``batch_window_hours``, and at least ``batch_factor``
+    times what the subcategory's monthly volume would put in such a window. A
+    *repeat complainant* has ``repeat_min_tickets`` or more tickets in the month.
+    A scope with fewer than ``min_tickets`` tickets gets a table, not a chart.
+    """
+
+    pareto_cut: float = Field(default=80.0, gt=0, le=100)
+    surge_percent: float = Field(default=30.0, ge=0)
+    surge_min_tickets: int = Field(default=10, ge=1)
+    batch_window_hours: int = Field(default=48, ge=1, le=24 * 31)
+    batch_min_tickets: int = Field(default=20, ge=2)
+    batch_factor: float = Field(default=3.0, ge=1)
+    repeat_min_tickets: int = Field(default=2, ge=2)
+    min_tickets: int = Field(default=20, ge=1)
+
+
+class AssociationRules(_Model):
+    """Association rules between complaint subcategories (tags).
+
+    ``basket``: which tickets count as occurring together: ``customer`` (one
+    customer's tickets in the month), ``customer_day`` (one customer's tickets on
+    one day) or ``day`` (all tickets of one day; for small volumes). A rule is
+    shown when its pair occurs in at least ``min_baskets`` baskets and it meets
+    ``min_support`` (% of baskets), ``min_confidence`` (%) and ``min_lift``.
+    """
+
+    basket: Literal["customer", "customer_day", "day"] = "customer"
+    min_baskets: int = Field(default=3, ge=1)
+    min_support: float = Field(default=0.5, ge=0, le=100)
+    min_confidence: float = Field(default=10.0, ge=0, le=100)
+    min_lift: float = Field(default=1.5, ge=0)
+    max_rules: int = Field(default=15, ge=1, le=200)
+
+
+class FixCheckRules(_Model):
+    """How "did the fix hold?" is judged.
+
+    The baseline is up to ``baseline_months`` months before the month the action
+    was completed; the months after it (up to the report's month) are compared
+    with it. Fewer than ``min_months_before`` / ``min_months_after`` months, or a
+    baseline under ``min_monthly_tickets`` a month, is "not enough data yet".
+    The mean after must fall ``sigmas`` standard errors below the baseline mean
+    (2.5: on simulated over-dispersed series, 2 % of unchanged series pass as
+    "held" and 90 % of halved ones are caught with five months after).
+    """
+
+    baseline_months: int = Field(default=6, ge=2, le=24)
+    min_months_before: int = Field(default=3, ge=2, le=24)
+    min_months_after: int = Field(default=3, ge=1, le=24)
+    min_monthly_tickets: float = Field(default=5.0, ge=0)
+    sigmas: float = Field(default=2.5, ge=1, le=6)
+
+
+#: Phrases that blame a person instead of a cause the organisation can act on.
+DEFAULT_PERSON_PATTERNS: dict[str, tuple[str, ...]] = {
+    "zh": ("粗心", "马虎", "大意", "责任心", "不认真", "疏忽", "态度不好", "态度差",
+           "能力不足", "能力差", "个人原因", "素质", "工作失误", "没注意", "未注意", "不用心"),
+    "en": ("careless", "negligen", "lazy", "not careful", "didn't care",
+           "did not care", "human error", "attitude", "irresponsib", "sloppy",
+           "not paying attention", "inattentive", "personal reason", "forgot"),
+}
+
+
+class RcaParams(_Model):
+    """``rca.yaml`` (optional): hotspot rules, association rules, the fix check
+    and the phrases that flag a five-whys chain stopping at a person."""
+
+    hotspots: HotspotRules = HotspotRules()
+    association: AssociationRules = AssociationRules()
+    fix_check: FixCheckRules = FixCheckRules()
+    person_patterns: dict[Literal["zh", "en"], tuple[str, ...]] = DEFAULT_PERSON_PATTERNS
+
+    @field_validator("person_patterns")
+    @classmethod
+    def _patterns(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        if any(not p.strip() for patterns in value.values() for p in patterns):
+            raise ValueError("a person-blaming pattern is empty")
+        return value
+
+
 class RiskBand(_Model):
     """One band of a scoring method: id, the score it starts at, its colour and,
     optionally, its name (default: the catalogue's ``risk.band.<id>``)."""
@@ -407,6 +497,7 @@ class RiskParams(_Model):
 #: Optional parameter files: file name → model. Absent → the model's defaults.
 OPTIONAL_FILES: dict[str, type[_Model]] = {
     "audit.yaml": AuditParams,
+    "rca.yaml": RcaParams,
     "risk.yaml": RiskParams,
 }
 
@@ -427,6 +518,11 @@ class Params:
     def audit(self) -> AuditParams:
         """``audit.yaml``: auditors, frequency rules, declared changes (defaults if absent)."""
         return self.optional.get("audit.yaml") or AuditParams()
+
+    @property
+    def rca(self) -> RcaParams:
+        """``rca.yaml``: hotspot, association and fix-check rules (defaults if absent)."""
+        return self.optional.get("rca.yaml") or RcaParams()
 
     @property
     def risk(self) -> RiskParams:

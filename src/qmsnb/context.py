@@ -35,8 +35,11 @@ class PeriodContext:
     kpi: pd.DataFrame
     registers: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    #: Further prepared tables (``complaint_counts``, ``risks_previous``, ...).
+    #: Further prepared tables (``complaint_counts``, ``complaint_tickets``,
+    #: ``risks_previous``, ...).
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Opened on a batch's prepared tables (a report being built), not interactively.
+    batch: bool = False
 
     @property
     def is_organisation(self) -> bool:
@@ -132,4 +135,5 @@ def open_period(
         registers=regs,
         meta=meta,
         tables=tables,
+        batch=bool(prepared_dir),
     )

@@ -613,6 +613,108 @@ RISKS = register(
     )
 )
 
+# ---------------------------------------------------------------------------
+# Root-cause analysis (complaint tracing): fishbone causes and five-whys chains
+# ---------------------------------------------------------------------------
+#: The six fishbone categories (人机料法环测), in the order they are drawn.
+BONES = {
+    "people": ("人", "People"),
+    "machine": ("机", "Machine"),
+    "material": ("料", "Material"),
+    "method": ("法", "Method"),
+    "environment": ("环", "Environment"),
+    "measurement": ("测", "Measurement"),
+}
+#: Where a root-cause analysis started (the hotspot of the complaint data).
+HOTSPOT_KINDS = {
+    "vital_few": ("关键少数", "Vital few"),
+    "surge": ("投诉突增", "Sudden rise"),
+    "batch": ("批量投诉", "Batch complaint"),
+    "escalation": ("投诉升级", "Escalation"),
+    "repeat": ("重复投诉", "Repeat complainant"),
+    "other": ("其他", "Other"),
+}
+#: Most whys a chain may hold (why 1 … why n; five is the custom, not the limit).
+MAX_WHYS = 7
+
+
+def _problem_columns() -> tuple[Column, ...]:
+    """Columns that tie a root-cause record to its problem and hotspot."""
+    return (
+        Column("problem", "问题", "Problem"),
+        Column("department", "责任部门", "Responsible department", lookup="departments"),
+        Column(
+            "complaint_category", "投诉类别", "Complaint category", lookup="complaint_categories"
+        ),
+        Column(
+            "complaint_subcategory",
+            "投诉子类",
+            "Complaint subcategory",
+            nullable=True,
+            lookup="complaint_subcategories",
+        ),
+        Column("hotspot", "热点类型", "Hotspot", nullable=True, values=HOTSPOT_KINDS),
+        Column("period", "热点月份", "Hotspot month", "period", nullable=True),
+    )
+
+
+FISHBONE = register(
+    Dataset(
+        id="fishbone_causes",
+        zh="鱼骨图原因",
+        en="Fishbone causes",
+        kind="register",
+        key=("cause_id",),
+        description_en=(
+            "Causes of a complaint problem on the fishbone (人机料法环测), each with the "
+            "number of tickets or observations that support it."
+        ),
+        description_zh="投诉问题的鱼骨图(人机料法环测)原因,每条原因附支持它的工单数或观察数。",
+        columns=(
+            Column("cause_id", "原因编号", "Cause ID"),
+            *_problem_columns(),
+            Column("bone", "原因类别", "Category (6M)", values=BONES),
+            Column("cause", "原因", "Cause"),
+            Column("evidence_count", "证据数", "Evidence count", "int", minimum=0),
+            Column("evidence", "证据说明", "Evidence", nullable=True),
+            Column("recorded_by", "记录人", "Recorded by"),
+            Column("recorded_on", "记录日期", "Recorded on", "date"),
+        ),
+    )
+)
+
+FIVE_WHYS = register(
+    Dataset(
+        id="five_whys",
+        zh="五个为什么",
+        en="Five whys",
+        kind="register",
+        key=("chain_id",),
+        description_en=(
+            "Five-whys chains (problem → why 1 … why n → root cause → action); the "
+            "action's completion date starts the \"did the fix hold\" check."
+        ),
+        description_zh="Why递进追问链(问题→为什么1…n→根本原因→措施);措施完成日期用于验证整改是否有效。",
+        columns=(
+            Column("chain_id", "分析编号", "Chain ID"),
+            *_problem_columns(),
+            *(
+                Column(f"why_{i}", f"为什么{i}", f"Why {i}", nullable=i > 1, required=i <= 5)
+                for i in range(1, MAX_WHYS + 1)
+            ),
+            Column("root_cause", "根本原因", "Root cause", nullable=True),
+            Column("bone", "根因类别", "Root-cause category (6M)", nullable=True, values=BONES),
+            Column("action", "整改措施", "Action", nullable=True),
+            Column("action_owner", "措施责任人", "Action owner", nullable=True),
+            Column("action_due", "措施期限", "Action due", "date", nullable=True),
+            Column("action_done_on", "措施完成日期", "Action completed on", "date", nullable=True),
+            Column("analyst", "分析人", "Analyst"),
+            Column("recorded_on", "分析日期", "Analysed on", "date"),
+        ),
+    )
+)
+
+
 
 def exports() -> list[Dataset]:
     """The datasets that arrive once per period."""

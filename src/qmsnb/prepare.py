@@ -11,12 +11,15 @@ status and warnings, and writes the small tables every notebook reads:
     the registers (objectives, audit programme, findings, actions, risks);
 ``prepared/complaint_counts.parquet``
     complaint tickets per month × department × category × subcategory over the
-    trend window (:func:`complaint_counts`; the months that had a complaints
-    export are in ``meta["complaint_months"]``, so a missing row there is a zero);
+    trend window (with the escalated ones): the shared base of complaint trends,
+    Pareto charts and surge alerts (:func:`complaint_counts`);
+``prepared/complaint_tickets.parquet``
+    the period's own tickets, a few columns and the text cut short, for batch,
+    repeat-complainant and escalation analysis (:func:`complaint_tickets`);
 ``prepared/<table>.parquet``
     further tables registered with :func:`register_table` by the modules in
     :data:`TABLE_MODULES` (e.g. ``risks_previous``: the risk register at the end
-    of the previous period, from the records store's history);
+    of the previous period, replayed from the records store's history);
 ``prepared/meta.json``
     the period, the input files with their sha256, the months found, and the
     records store's URL and fingerprint when registers came from it.
@@ -30,8 +33,8 @@ sha256 of its export files and of the catalogue, so re-running a month after one
 export was corrected recomputes only that month; complaint counts likewise under
 ``<outputs>/.cache/complaints/``, keyed by the complaint export's sha256.
 
-Tables other than KPI values and registers are listed in ``meta["tables"]`` and
-read back by :func:`read_tables` (the context offers them as ``ctx.table(name)``).
+Tables that are neither KPI values nor registers are listed in ``meta["tables"]``
+and read back by :func:`read_tables` (the context offers them as ``ctx.table(name)``).
 """
 
 from __future__ import annotations
@@ -59,9 +62,16 @@ ENGINE_VERSION = "1"
 COUNTS_VERSION = "1"
 #: Columns of :func:`complaint_counts`.
 COUNT_COLUMNS = ["period", "department", "category", "subcategory", "tickets", "escalated"]
+#: Columns of the period's tickets kept for root-cause analysis (no due/closing times).
+TICKET_COLUMNS = [
+    "ticket_id", "created_at", "department", "category", "subcategory", "channel",
+    "customer_id", "text", "escalated", "closed_on_time", "satisfied",
+]
+#: Complaint text is cut to this many characters in the prepared tickets.
+TEXT_CHARS = 120
 
 #: Further prepared tables: name → builder(params, period) → frame.
-TableBuilder = Callable[["Params", str], pd.DataFrame]
+TableBuilder = Callable[[Params, str], pd.DataFrame]
 TABLES: dict[str, TableBuilder] = {}
 #: Modules that register further tables when imported (imported on first prepare).
 TABLE_MODULES: list[str] = ["qmsnb.risks"]
@@ -213,9 +223,8 @@ def kpi_history(
 def complaint_counts(tickets: pd.DataFrame, period: str) -> pd.DataFrame:
     """Tickets (and escalated tickets) per department × category × subcategory of one month.
 
-    The shared base of complaint trends, per-category effectiveness checks and
-    Pareto charts. A ticket without a subcategory counts under ``""``; rows whose
-    department or category could not be read are left out.
+    A ticket without a subcategory counts under ``""``; rows whose department or
+    category could not be read are left out.
     """
     if tickets.empty:
         return pd.DataFrame(columns=COUNT_COLUMNS)
@@ -236,42 +245,58 @@ def complaint_counts(tickets: pd.DataFrame, period: str) -> pd.DataFrame:
     return counts[COUNT_COLUMNS]
 
 
-def _month_complaints(params: Params, period: str, cache_dir: Path | None) -> pd.DataFrame | None:
+def complaint_tickets(tickets: pd.DataFrame) -> pd.DataFrame:
+    """The period's tickets with the columns root-cause analysis needs, text cut short."""
+    if tickets.empty:
+        return pd.DataFrame(columns=TICKET_COLUMNS)
+    frame = tickets[[c for c in TICKET_COLUMNS if c in tickets.columns]].copy()
+    frame["text"] = frame["text"].astype("string").str.slice(0, TEXT_CHARS)
+    return frame.reset_index(drop=True)
+
+
+def _month_complaints(
+    params: Params, period: str, cache_dir: Path | None
+) -> tuple[pd.DataFrame | None, io.LoadedTable | None]:
     """One month's complaint counts (None without a complaints export), from the
-    cache when the export is unchanged."""
+    cache when the export is unchanged, and the loaded table when it was read."""
     path = export_files(params, period).get("complaints")
     if path is None:
-        return None
+        return None, None
     key = hashlib.sha256((COUNTS_VERSION + io.sha256_file(path)).encode()).hexdigest()[:24]
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
-        return io.read_parquet(cached)
+        return io.read_parquet(cached), None
     table = io.load(period_folder(params, period), "complaints", params, required=False)
     if table is None:
-        return None
+        return None, None
     counts = complaint_counts(table.frame, period)
     if cached is not None:
         io.write_parquet(cached, counts)
-    return counts
+    return counts, table
 
 
 def complaint_history(
     params: Params, period: str, cache_dir: Path | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Complaint counts over the trend window ending with ``period`` and the months
-    that had a complaints export (in those, a category without a row had none)."""
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Complaint counts over the trend window ending with ``period``, the months that
+    had a complaints export, and ``period``'s own tickets (:func:`complaint_tickets`)."""
     months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
     frames, found = [], []
+    tickets = pd.DataFrame(columns=TICKET_COLUMNS)
     for month in months:
-        counts = _month_complaints(params, month, cache_dir)
+        counts, table = _month_complaints(params, month, cache_dir)
         if counts is None:
             continue
         found.append(month)
         if not counts.empty:
             frames.append(counts)
-    if not frames:
-        return pd.DataFrame(columns=COUNT_COLUMNS), found
-    return pd.concat(frames, ignore_index=True), found
+        if month == period:
+            if table is None:
+                table = io.load(period_folder(params, month), "complaints", params)
+            assert table is not None
+            tickets = complaint_tickets(table.frame)
+    counts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COUNT_COLUMNS)
+    return counts, found, tickets
 
 
 def load_registers(params: Params, strict: bool = True) -> dict[str, io.LoadedTable]:
@@ -316,10 +341,10 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
-    counts, complaint_months = complaint_history(
+    counts, complaint_months, tickets = complaint_history(
         params, period, params.output_dir / ".cache" / "complaints"
     )
-    tables = {"complaint_counts": counts}
+    tables = {"complaint_counts": counts, "complaint_tickets": tickets}
     for name, build in prepared_tables().items():
         tables[name] = build(params, period)
     for name, frame in tables.items():

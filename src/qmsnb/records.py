@@ -77,6 +77,8 @@ ID_PREFIX: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
     "actions": "CA",
     "risks": "R",
     "objectives": "QO",
+    "fishbone_causes": "FB",
+    "five_whys": "5W",
 }
 #: History actions.
 ACTIONS = ("insert", "update", "import", "retire")
