@@ -289,11 +289,7 @@ def run_batch(
         }
         io.write_json(staging / "manifest.json", manifest)
         portal = publish.render_portal(staging, manifest, params, language)
-        bad = publish.check_offline(staging)
-        if bad:
-            from qmsnb.exceptions import PublishError
-
-            raise PublishError("error.publish.external", file=bad[0][0], urls=", ".join(bad[0][1][:5]))
+        publish.check_pages(staging)  # offline, and no script that is not plotly's
         if before_swap is not None:
             before_swap(staging)
         swap_in(staging, target, out_root / ARCHIVE)
