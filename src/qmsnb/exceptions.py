@@ -36,7 +36,8 @@ class QmsnbError(Exception):
 
     exit_code: ExitCode = ExitCode.USER_ERROR
 
-    def __init__(self, key: str, **facts: Any) -> None:
+    def __init__(self, key: str, /, **facts: Any) -> None:
+        # ``key`` is positional-only: a fact may itself be called ``key`` (a params key)
         self.key = key
         self.facts = facts
         super().__init__(self.message("en"))
@@ -92,7 +93,7 @@ class ConfidentialityError(QmsnbError):
     #: How many findings the message lists (all are in ``leaks``).
     shown = 20
 
-    def __init__(self, key: str, leaks: list[Any] | None = None, **facts: Any) -> None:
+    def __init__(self, key: str, /, leaks: list[Any] | None = None, **facts: Any) -> None:
         self.leaks = list(leaks or [])
         super().__init__(key, **facts)
 

@@ -97,8 +97,10 @@ _PLOTLY_CALL = re.compile(
 _CONTROL = re.compile(r"[\x00-\x20\x7f]+")
 # backstop over the raw markup (our markup never has a raw "<" or ">" inside a value)
 _RAW_SCRIPT = re.compile(r"<\s*script\b", re.I)
-_RAW_HANDLER = re.compile(r"""<[a-z][^<>]*?[\s/"']on[a-z]+\s*=""", re.I)
-_RAW_JS_URL = re.compile(r"""=\s*["']?\s*(?:javascript|vbscript)\s*:""", re.I)
+_RAW_TAG = re.compile(r"<[a-z][^<>]*>", re.I)
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_RAW_HANDLER = re.compile(r"[\s/\"']on[a-z]+\s*=", re.I)
+_RAW_JS_URL = re.compile(r"=\s*(?:javascript|vbscript)\s*:", re.I)
 #: Characters of a problem's context kept.
 _SNIPPET = 120
 
@@ -251,10 +253,12 @@ def check_page(markup: str, page: str = "") -> list[PageProblem]:
             )
         )
     outside_scripts = re.sub(r"(?is)<script\b[^>]*>.*?</script\s*>", "", markup)
-    for pattern, reason in ((_RAW_HANDLER, "handler"), (_RAW_JS_URL, "script_url")):
-        match = pattern.search(outside_scripts)
-        if match and not any(p.reason == reason for p in problems):
-            problems.append(PageProblem(page, reason, match.group(0)[:_SNIPPET]))
+    for tag in _RAW_TAG.finditer(outside_scripts):
+        # attribute names and unquoted values only: quoted text cannot start a handler
+        bare = _QUOTED.sub('""', tag.group(0))
+        for pattern, reason in ((_RAW_HANDLER, "handler"), (_RAW_JS_URL, "script_url")):
+            if pattern.search(bare) and not any(p.reason == reason for p in problems):
+                problems.append(PageProblem(page, reason, tag.group(0)[:_SNIPPET]))
     return problems
 
 
