@@ -188,9 +188,9 @@ def status_heatmap(
             ygap=2,
         )
     )
-    fig.update_xaxes(side="top", tickangle=-35)
-    fig.update_yaxes(autorange="reversed")
-    return style(fig, title, height=max(320, 38 * len(rows) + 200))
+    fig.update_xaxes(side="bottom", tickangle=-40, automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return style(fig, title, height=max(360, 38 * len(rows) + 260))
 
 
 def bar_with_target(

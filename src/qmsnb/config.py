@@ -346,8 +346,14 @@ class Params:
                 for name in (sub_id, names.zh, names.en):
                     subcategories[name] = sub_id
                     subcategories[name.lower()] = sub_id
+        scopes = {**self.department_aliases}
+        for name in (ORGANISATION, "全组织", "公司", "whole organisation", self.organisation.name.zh,
+                     self.organisation.name.en):
+            scopes[name] = ORGANISATION
+            scopes[name.lower()] = ORGANISATION
         return {
             "departments": self.department_aliases,
+            "scopes": scopes,
             "complaint_categories": categories,
             "complaint_subcategories": subcategories,
         }
@@ -367,9 +373,11 @@ class Params:
             ) from None
 
     def department_name(self, dept_id: str, lang: str) -> str:
-        """The department's name, or the organisation's name for the org-wide scope."""
+        """The department's name, or "whole organisation" for the org-wide scope."""
         if dept_id == ORGANISATION:
-            return self.organisation.name(lang)
+            from qmsnb.i18n import t
+
+            return t("scope.organisation", lang)
         return self.department(dept_id).name(lang)
 
     def path(self, relative: str) -> Path:

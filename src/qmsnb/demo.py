@@ -348,6 +348,7 @@ def objectives(year: int) -> pd.DataFrame:
                 "kpi": kpi,
                 "department": dept,
                 "supporting": supp,
+                "measured_on": "organisation" if dept in ("admin", "complaints") else dept,
                 "annual_target": annual,
                 "q1_target": quarters[0],
                 "q2_target": quarters[1],

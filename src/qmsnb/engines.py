@@ -149,6 +149,7 @@ def execute_one(job: Job) -> JobResult:
             job.output,
             parameters=job.parameters,
             kernel_name=job.kernel_name,
+            language="python",
             km=km,
             cwd=job.cwd,
             execution_timeout=job.timeout,

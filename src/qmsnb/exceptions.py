@@ -37,7 +37,6 @@ class QmsnbError(Exception):
     exit_code: ExitCode = ExitCode.USER_ERROR
 
     def __init__(self, key: str, /, **facts: Any) -> None:
-        # ``key`` is positional-only: a fact may itself be called ``key`` (a params key)
         self.key = key
         self.facts = facts
         super().__init__(self.message("en"))
