@@ -269,6 +269,9 @@ def run_batch(
                 "html": None,
             }
             if ipynb.is_file():
+                facts = publish.report_facts(ipynb)
+                if facts:  # e.g. the management review's missing inputs
+                    report["facts"] = facts
                 title = " · ".join(
                     (spec.title(language), params.department_name(job.department, language),
                      period_label(period, language))

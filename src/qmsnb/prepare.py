@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,33 @@ from qmsnb.periods import Period
 
 #: Bump when the way KPI values are computed changes (invalidates the cache).
 ENGINE_VERSION = "1"
+
+#: Further prepared tables an analysis needs: name → builder(params, period) → frame.
+#: Modules in :data:`TABLE_MODULES` register theirs when imported.
+TABLES: dict[str, Callable[[Params, str], pd.DataFrame]] = {}
+TABLE_MODULES: list[str] = ["qmsnb.analysis.review"]
+
+
+Builder = Callable[..., pd.DataFrame]
+
+
+def register_table(name: str) -> Callable[[Builder], Builder]:
+    """Register a builder of ``prepared/<name>.parquet``."""
+
+    def deco(build: Builder) -> Builder:
+        TABLES[name] = build
+        return build
+
+    return deco
+
+
+def prepared_tables() -> dict[str, Callable[[Params, str], pd.DataFrame]]:
+    """Every registered table builder (importing the modules that declare them)."""
+    import importlib
+
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return dict(TABLES)
 
 
 @dataclass
@@ -198,11 +226,15 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
         inputs.append(
             {"period": None, "dataset": name, "path": str(table.path), "sha256": table.sha256}
         )
+    tables = prepared_tables()
+    for name, build in tables.items():
+        io.write_parquet(out_dir / f"{name}.parquet", build(params, period))
     meta = {
         "period": period,
         "months": [m["period"] for m in months if m["files"]],
         "inputs": inputs,
         "registers": sorted(regs),
+        "tables": sorted(tables),
     }
     io.write_json(out_dir / "meta.json", meta)
     return meta
@@ -219,3 +251,12 @@ def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], 
         if name in DATASETS
     }
     return io.read_parquet(folder / "kpi.parquet"), regs, meta
+
+
+def read_tables(folder: Path, meta: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The further prepared tables (:data:`TABLES`) listed in ``meta``."""
+    return {
+        name: io.read_parquet(folder / f"{name}.parquet")
+        for name in meta.get("tables", [])
+        if (folder / f"{name}.parquet").is_file()
+    }

@@ -305,6 +305,23 @@ def check_pages(folder: Path) -> None:
         raise_for_page(io.read_text(page), str(page))
 
 
+def report_facts(ipynb: Path) -> dict[str, Any]:
+    """The facts an executed notebook handed over (:class:`qmsnb.display.Facts`)."""
+    from qmsnb.display import FACTS_MIME
+
+    found: dict[str, Any] = {}
+    try:
+        nb = io.read_json(ipynb)
+    except (OSError, ValueError):
+        return found
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            if isinstance(data.get(FACTS_MIME), dict):
+                found.update(data[FACTS_MIME])
+    return found
+
+
 def relative(path: Path, start: Path) -> str:
     return path.relative_to(start).as_posix()
 
