@@ -31,7 +31,11 @@ def test_plan_covers_departments_and_organisation(params) -> None:
     pairs = plan(params, "2026-10")
     assert ("quality_objectives", "organisation") in pairs
     assert {scope for _, scope in pairs} == {"organisation", *params.departments}
-    assert plan(params, "2026-10", departments=["admin"]) == [("quality_objectives", "admin")]
+    admin = plan(params, "2026-10", departments=["admin"])
+    assert ("quality_objectives", "admin") in admin and {s for _, s in admin} == {"admin"}
+    assert plan(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"]) == [
+        ("quality_objectives", "admin")
+    ]
     with pytest.raises(UsageError):
         plan(params, "2026-10", departments=["sales"])
     with pytest.raises(UsageError):
@@ -45,7 +49,8 @@ def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(demo_project, root)
     params = load_params(root / "params")
     inputs_before = _tree_hashes(params.data_dir)
-    result = run_batch(params, "2026-10", departments=["hotline_ops", "organisation"], jobs=2)
+    result = run_batch(params, "2026-10", departments=["hotline_ops", "organisation"],
+                       notebooks=["quality_objectives"], jobs=2)
     return root, params, result, inputs_before
 
 
@@ -116,7 +121,8 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
             "    title: {zh: 坏报告, en: Broken report}\n    scope: [organisation]\n"
         )
     params = load_params(params_dir)
-    result = run_batch(params, "2026-10", departments=["organisation"], jobs=2)
+    result = run_batch(params, "2026-10", departments=["organisation"],
+                       notebooks=["quality_objectives", "broken"], jobs=2)
     status = {r["notebook"]: r for r in result.reports}
     assert status["quality_objectives"]["status"] == "ok"
     assert status["broken"]["status"] == "failed"
@@ -131,28 +137,29 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
 
 def test_interrupted_run_leaves_previous_output_untouched(project: Path) -> None:
     params = load_params(project / "params")
-    first = run_batch(params, "2026-10", departments=["admin"], jobs=1)
+    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
     before = _tree_hashes(first.folder)
 
     def interrupt(staging: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch(params, "2026-10", departments=["admin"], jobs=1, before_swap=interrupt)
+        run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1,
+                  before_swap=interrupt)
     assert _tree_hashes(first.folder) == before
     assert not any((project / "outputs" / STAGING).iterdir())
 
 
 def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(project: Path) -> None:
     params = load_params(project / "params")
-    first = run_batch(params, "2026-10", departments=["admin"], jobs=1)
+    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
     good_html = (first.folder / "admin" / "quality_objectives.html").read_bytes()
     # break the notebook, run again: the report fails, its previous good version is carried over
     source = project / "notebooks" / "quality_objectives.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells.insert(2, nbformat.v4.new_code_cell("1 / 0"))
     nbformat.write(nb, source)
-    second = run_batch(params, "2026-10", departments=["admin"], jobs=1)
+    second = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
     report = second.reports[0]
     assert report["status"] == "failed" and report["previous"] == "admin/quality_objectives.previous.html"
     assert (second.folder / report["previous"]).read_bytes() == good_html

@@ -75,7 +75,8 @@ def test_demo_refuses_a_folder_with_real_data(tmp_path: Path, project: Path, cap
 
 @pytest.mark.slow
 def test_run_prints_the_portal_path_last(project: Path) -> None:
-    proc = _run(project, "run", "--period", "2026-10", "--department", "outsourcing")
+    proc = _run(project, "run", "--period", "2026-10", "--department", "outsourcing",
+                "--notebook", "quality_objectives")
     assert proc.returncode == ExitCode.OK, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.endswith("outputs/2026-10/index.html") and Path(last).is_file()

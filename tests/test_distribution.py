@@ -142,7 +142,7 @@ def _with_distribution(root: Path, port: int, **extra) -> object:
             **extra,
         }
     )
-    return replace(params, distribution=dist)
+    return replace(params, optional={**params.optional, "distribution.yaml": dist})
 
 
 # ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
     "review": "qmsnb.analysis.review",
+    "audit": "qmsnb.analysis.audit",
+    "widgets": "qmsnb.widgets",
 }
 
 __all__ = ["__version__", "open_period", *_ANALYSIS]

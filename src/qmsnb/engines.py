@@ -134,13 +134,15 @@ def get_engine(name: str) -> Engine:
 def execute_one(job: Job) -> JobResult:
     """Execute one job in this process with papermill (used by the worker process)."""
     import papermill as pm
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from papermill.exceptions import PapermillExecutionError
 
     started = time.monotonic()
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
     socket_dir = tempfile.mkdtemp(prefix="qmsnb-kernel-")
-    km = KernelManager(
+    # nbclient notices a dead kernel only through an async manager (a blocking one
+    # with IPC transport left a crashed report hanging until the hard timeout).
+    km = AsyncKernelManager(
         kernel_name=job.kernel_name, transport="ipc", ip=os.path.join(socket_dir, "k")
     )
     try:

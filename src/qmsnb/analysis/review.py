@@ -760,7 +760,7 @@ def customer_feedback(ctx: PeriodContext) -> Evidence:
     if not volume.empty:
         series = {_lookup_name(ctx, "category", c): volume[c].tolist() for c in volume.columns}
         ev.items.append(
-            charts.stacked_bars(
+            charts.period_bars(
                 _x(ctx, volume.index),
                 series,
                 ctx.t("review.c1.volume_title"),
@@ -857,7 +857,7 @@ def objectives_met(ctx: PeriodContext) -> Evidence:
     if note:
         ev.items.append(banner("yellow", note))
     ev.items.append(
-        charts.stacked_bars(
+        charts.period_bars(
             _x(ctx, counts.index),
             {ctx.t(f"status.{s}"): counts[s].tolist() for s in ("red", "yellow", "green")},
             ctx.t("review.c2.trend_title"),
@@ -1105,7 +1105,7 @@ def nonconformities(ctx: PeriodContext) -> Evidence:
             ctx.t("review.c4.overdue"): states["overdue"].tolist(),
         }
     ev.items.append(
-        charts.stacked_bars(
+        charts.period_bars(
             _x(ctx, periods),
             series,
             ctx.t("review.c4.title"),
@@ -1249,7 +1249,7 @@ def audit_results(ctx: PeriodContext) -> Evidence:
         if g in grades
     }
     ev.items.append(
-        charts.stacked_bars(
+        charts.period_bars(
             _x(ctx, periods),
             series,
             ctx.t("review.c6.title"),
@@ -1389,7 +1389,7 @@ def resources(ctx: PeriodContext) -> Evidence:
         )
         order = [d for d in ctx.params.departments if d in heads.columns]
         ev.items.append(
-            charts.stacked_bars(
+            charts.period_bars(
                 _x(ctx, heads.index),
                 {ctx.dept_name(d): heads[d].astype(int).tolist() for d in order},
                 ctx.t("review.d.headcount_title"),
