@@ -986,7 +986,7 @@ def programme(ctx: PeriodContext) -> Section:
         names = {
             "process": _process_label(ctx, r["process_id"], v.processes),
             "department": _dept(ctx, r["department"]),
-            "kpi": ctx.kpi_name(r["alert_kpi"]) if r["alert_kpi"] else "",
+            "kpi": ctx.kpi_name(r["alert_kpi"]) if isinstance(r["alert_kpi"], str) else "",
         }
         return escape(frequency_sentence(r, names, ctx.lang, rules))
 
