@@ -68,7 +68,7 @@ _ID_RETRIES = 5
 #: ``who`` of the records the demo writes.
 DEMO_USER = "qmsnb demo"
 #: Modules that register rules for registers (imported on first validation).
-RULE_MODULES: list[str] = ["qmsnb.record_rules"]
+RULE_MODULES: list[str] = ["qmsnb.record_rules", "qmsnb.review_rules"]
 #: Prefix of generated record ids per register (default: the register id).
 ID_PREFIX: dict[str, str] = {
     "audit_programme": "IA",
@@ -76,6 +76,8 @@ ID_PREFIX: dict[str, str] = {
     "actions": "CA",
     "risks": "R",
     "objectives": "QO",
+    "review_decisions": "MR",
+    "review_statements": "MS",
 }
 #: History actions.
 ACTIONS = ("insert", "update", "import", "retire")

@@ -1882,3 +1882,13 @@ def outputs(pack: ReviewPack) -> Section:
 
 
 _register_tables()
+
+
+def decision_form(ctx: PeriodContext, **kwargs: Any) -> Any:
+    """The form that records this review's decisions, follow-ups and statements.
+
+    See :class:`qmsnb.review_widgets.ReviewForm` (ipywidgets, for JupyterLab).
+    """
+    from qmsnb.review_widgets import ReviewForm
+
+    return ReviewForm(ctx, **kwargs)
