@@ -70,8 +70,9 @@ DEMO_USER = "qmsnb demo"
 #: Modules that register rules for registers (imported on first validation).
 RULE_MODULES: list[str] = ["qmsnb.record_rules", "qmsnb.review_rules"]
 #: Prefix of generated record ids per register (default: the register id).
-ID_PREFIX: dict[str, str] = {
-    "audit_programme": "IA",
+#: A value may be a function of the record (``IA-2026`` from an audit's planned month).
+ID_PREFIX: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
+    "audit_programme": lambda r: f"IA-{str(r.get('planned_month') or _now())[:4]}",
     "findings": "F",
     "actions": "CA",
     "risks": "R",
@@ -620,8 +621,9 @@ class RecordsStore:
             return None
         return "|".join(str(v) for v in values)
 
-    def _next_id(self, conn: sa.Connection, dataset: Dataset) -> str:
-        prefix = ID_PREFIX.get(dataset.id, dataset.id.upper())
+    def _next_id(self, conn: sa.Connection, dataset: Dataset, record: Mapping[str, Any]) -> str:
+        rule = ID_PREFIX.get(dataset.id, dataset.id.upper())
+        prefix = rule(record) if callable(rule) else rule
         pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
         rows = conn.execute(
             sa.select(RECORDS.c.record_id).where(
@@ -677,7 +679,7 @@ class RecordsStore:
                 raise field_error(
                     "error.records.missing_value", dataset, key[0], value="", expected=""
                 )
-            record[key[0]] = self._next_id(conn, dataset)
+            record[key[0]] = self._next_id(conn, dataset, record)
         doc = self._validate(conn, dataset.id, record, typed=typed)
         record_id = self._record_id(dataset, doc)
         assert record_id is not None
@@ -719,6 +721,7 @@ class RecordsStore:
         for attempt in range(_ID_RETRIES):
             try:
                 with self._write() as conn:
+                    self._adopt(conn, dataset, who)
                     return self._insert(conn, dataset, record, who, "insert")
             except sa.exc.IntegrityError as exc:
                 if not generated or attempt == _ID_RETRIES - 1:
@@ -869,6 +872,7 @@ class RecordsStore:
         who = clean_who(who)
         dataset = self._dataset(register)
         with self._write() as conn:
+            self._adopt(conn, dataset, who)
             return self._update(
                 conn, dataset, record_id, changes, who, reason, expected_version, "update"
             )
@@ -880,6 +884,7 @@ class RecordsStore:
             raise RecordsError("error.records.reason_missing", register=register, value=record_id)
         dataset = self._dataset(register)
         with self._write() as conn:
+            self._adopt(conn, dataset, who)
             row = self._current(conn, register, record_id)
             if row.retired:
                 return self._as_record(row)
@@ -1062,6 +1067,19 @@ class RecordsStore:
         else:
             name = str(source)
             table = io.read_dataset(Path(source), dataset, self.params)
+        with self._write() as conn:
+            return self._import(conn, dataset, table, name, who, reason)
+
+    def _import(
+        self,
+        conn: sa.Connection,
+        dataset: Dataset,
+        table: io.LoadedTable,
+        name: str,
+        who: str,
+        reason: str | None,
+    ) -> ImportResult:
+        register = dataset.id
         if table.missing_columns:
             raise RecordsError(
                 "error.records.import_missing_columns",
@@ -1078,36 +1096,50 @@ class RecordsStore:
             if column.dtype == "str" and column.name in frame:
                 frame[column.name] = frame[column.name].map(io.restore_formula, na_action="ignore")
         result = ImportResult(register=register)
-        with self._write() as conn:
-            for _, row in frame.iterrows():
-                doc = self._canonical(dataset, row)
-                line = int(row[io.ROW])
-                try:
-                    record_id = self._record_id(dataset, doc)
-                    exists = (
-                        record_id is not None
-                        and conn.execute(
-                            sa.select(RECORDS.c.record_id).where(
-                                RECORDS.c.register == register, RECORDS.c.record_id == record_id
-                            )
-                        ).first()
-                        is not None
-                    )
-                    if not exists:
-                        result.inserted.append(
-                            self._insert(conn, dataset, doc, who, "import", typed=True)
+        for _, row in frame.iterrows():
+            doc = self._canonical(dataset, row)
+            line = int(row[io.ROW])
+            try:
+                record_id = self._record_id(dataset, doc)
+                exists = (
+                    record_id is not None
+                    and conn.execute(
+                        sa.select(RECORDS.c.record_id).where(
+                            RECORDS.c.register == register, RECORDS.c.record_id == record_id
                         )
-                        continue
-                    assert record_id is not None
-                    before = self._current(conn, register, record_id)
-                    after = self._update(
-                        conn, dataset, record_id, doc, who, reason, None, "import", typed=True
+                    ).first()
+                    is not None
+                )
+                if not exists:
+                    result.inserted.append(
+                        self._insert(conn, dataset, doc, who, "import", typed=True)
                     )
-                    target = result.updated if after.version != before.version else result.unchanged
-                    target.append(record_id)
-                except RecordsError as exc:
-                    raise RecordsImportError(exc, name, line) from None
+                    continue
+                assert record_id is not None
+                before = self._current(conn, register, record_id)
+                after = self._update(
+                    conn, dataset, record_id, doc, who, reason, None, "import", typed=True
+                )
+                target = result.updated if after.version != before.version else result.unchanged
+                target.append(record_id)
+            except RecordsError as exc:
+                raise RecordsImportError(exc, name, line) from None
         return result
+
+    def _adopt(self, conn: sa.Connection, dataset: Dataset, who: str) -> None:
+        """Take over a register still kept in its file, before the first change here.
+
+        Without this, the first finding saved in the store would hide every
+        finding of ``findings.xlsx`` (the store's registers win in reports). The
+        file is imported as it is, in the same transaction as the change.
+        """
+        if dataset.id in self._owned(conn):
+            return
+        path = io.find_dataset_file(self.params.registers_dir, dataset)
+        if path is None:
+            return
+        table = io.read_dataset(path, dataset, self.params)
+        self._import(conn, dataset, table, str(path), who, f"adopted from {path}")
 
     def export_rows(self, register: str, lang: str = "zh") -> io.Sheet:
         """The register's current state as a sheet: headers and values in ``lang``

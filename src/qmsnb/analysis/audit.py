@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -489,8 +490,9 @@ def assign_auditors(
         depts.append(best.department)
         problems.append("")
     out = plan.copy()
-    out["auditor"] = names
-    out["auditor_department"] = depts
+    # object columns: an unassigned audit has None (not NaN, which reads as a name)
+    out["auditor"] = pd.Series(names, index=out.index, dtype=object)
+    out["auditor_department"] = pd.Series(depts, index=out.index, dtype=object)
     out["problem"] = problems
     return out
 
@@ -787,7 +789,7 @@ def _scope(frame: pd.DataFrame, ctx: PeriodContext, column: str = "department") 
     return frame[frame[column] == ctx.department]
 
 
-def _register(ctx: PeriodContext, name: str) -> pd.DataFrame:
+def register_frame(ctx: PeriodContext, name: str) -> pd.DataFrame:
     from qmsnb.contract import DATASETS
 
     frame = ctx.register(name)
@@ -802,10 +804,10 @@ def view(ctx: PeriodContext) -> AuditView:
     if cached is not None:
         return cached
     params, rules = ctx.params, ctx.params.audit.frequency
-    processes = _register(ctx, "process_register")
-    audits = _register(ctx, "audit_programme")
-    findings = _register(ctx, "findings")
-    actions = _register(ctx, "actions")
+    processes = register_frame(ctx, "process_register")
+    audits = register_frame(ctx, "audit_programme")
+    findings = register_frame(ctx, "findings")
+    actions = register_frame(ctx, "actions")
     pairs = process_departments(processes, params.department_aliases)
     kpi_processes = {k.id: k.processes for k in params.catalogue.kpis}
     alerts = kpi_alerts(ctx.kpi, ctx.period, kpi_processes)
@@ -838,7 +840,7 @@ def view(ctx: PeriodContext) -> AuditView:
 # ---------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------
-def _process_label(ctx: PeriodContext, process_id: str, processes: pd.DataFrame) -> str:
+def process_label(ctx: PeriodContext, process_id: str, processes: pd.DataFrame) -> str:
     hit = processes[processes["process_id"].astype(str) == process_id]
     name = str(hit.iloc[0]["process_name"]) if len(hit) else ""
     return f"{process_id} {name}".strip()
@@ -855,7 +857,7 @@ def _dept(ctx: PeriodContext, dept: Any) -> str:
     return ctx.dept_name(str(dept))
 
 
-def _date(value: Any) -> str:
+def date_text(value: Any) -> str:
     if (
         value is None
         or value is pd.NA
@@ -984,7 +986,7 @@ def programme(ctx: PeriodContext) -> Section:
 
     def sentence(r: pd.Series) -> str:
         names = {
-            "process": _process_label(ctx, r["process_id"], v.processes),
+            "process": process_label(ctx, r["process_id"], v.processes),
             "department": _dept(ctx, r["department"]),
             "kpi": ctx.kpi_name(r["alert_kpi"]) if isinstance(r["alert_kpi"], str) else "",
         }
@@ -997,7 +999,7 @@ def programme(ctx: PeriodContext) -> Section:
     columns = [
         Col(
             ctx.t("col.process"),
-            lambda r: escape(_process_label(ctx, r["process_id"], v.processes)),
+            lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
         ),
         Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
         Col(ctx.t("audit.col.importance"), key="importance", align="center"),
@@ -1011,7 +1013,7 @@ def programme(ctx: PeriodContext) -> Section:
             banner(
                 "yellow",
                 ctx.t("audit.unmapped", count=len(missing)),
-                [_process_label(ctx, p, v.processes) for p in missing],
+                [process_label(ctx, p, v.processes) for p in missing],
             )
         )
     return section
@@ -1058,7 +1060,7 @@ def schedule_section(ctx: PeriodContext) -> Section:
         Col(ctx.t("audit.col.month"), lambda r: escape(period_short(r["month"], ctx.lang))),
         Col(
             ctx.t("col.process"),
-            lambda r: escape(_process_label(ctx, r["process_id"], v.processes)),
+            lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
         ),
         Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
         Col(ctx.t("audit.col.auditor"), auditor),
@@ -1074,7 +1076,7 @@ def schedule_section(ctx: PeriodContext) -> Section:
                     " · ".join(
                         (
                             period_short(r.month, ctx.lang),
-                            _process_label(ctx, r.process_id, v.processes),
+                            process_label(ctx, r.process_id, v.processes),
                             _dept(ctx, r.department),
                         )
                     )
@@ -1187,6 +1189,48 @@ def checklist_table(ctx: PeriodContext, items: pd.DataFrame) -> Html:
     return table(items, columns, css="qm-wide")
 
 
+def export_checklist(ctx: PeriodContext, audit: Mapping[str, Any], path: Path) -> Path:
+    """Write one audit's checklist to an XLSX file for field use.
+
+    The sheet has the audit's heading above the checklist and empty columns for
+    the result, the evidence seen and notes. Text that could run as a formula is
+    neutralised (:func:`qmsnb.io.write_xlsx`).
+    """
+    from qmsnb import io
+
+    items = audit_checklist(ctx, audit)
+    v = view(ctx)
+    heading = ctx.t(
+        "audit.checklist_title",
+        audit=audit["audit_id"],
+        process=process_label(ctx, str(audit["process_id"]), v.processes),
+        month=period_short(str(audit["planned_month"]), ctx.lang),
+        auditor=audit["auditor"],
+    )
+    sheet = io.Sheet(
+        title=str(audit["audit_id"]),
+        headers=[
+            ctx.t("audit.col.section"),
+            ctx.t("audit.col.item"),
+            ctx.t("audit.col.reference"),
+            ctx.t("audit.col.prompt"),
+            ctx.t("audit.col.result"),
+            ctx.t("audit.col.evidence_seen"),
+            ctx.t("audit.col.notes"),
+        ],
+        rows=[
+            [ctx.t(f"audit.section.{r.section}"), r.item, r.reference, r.prompt, None, None, None]
+            for r in items.itertuples()
+        ],
+        widths=[12, 50, 36, 36, 12, 40, 24],
+        title_rows=[
+            f"{ctx.t('audit.title')} · {heading}",
+            f"{ctx.dept_name(str(audit['department']))} · {ctx.period_label}",
+        ],
+    )
+    return io.write_xlsx(path, [sheet])
+
+
 def checklists(ctx: PeriodContext) -> Section:
     """Checklists of the planned audits (per department); the list (organisation)."""
     v = view(ctx)
@@ -1208,7 +1252,7 @@ def checklists(ctx: PeriodContext) -> Section:
             ),
             Col(
                 ctx.t("col.process"),
-                lambda r: escape(_process_label(ctx, r["process_id"], v.processes)),
+                lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
             ),
             Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
             Col(ctx.t("audit.col.auditor"), key="auditor"),
@@ -1220,7 +1264,7 @@ def checklists(ctx: PeriodContext) -> Section:
         title = ctx.t(
             "audit.checklist_title",
             audit=audit["audit_id"],
-            process=_process_label(ctx, audit["process_id"], v.processes),
+            process=process_label(ctx, audit["process_id"], v.processes),
             month=period_short(audit["planned_month"], ctx.lang),
             auditor=audit["auditor"],
         )
@@ -1261,7 +1305,7 @@ def findings_section(ctx: PeriodContext) -> Section:
     )
     section.add(
         charts.stacked_bars(
-            [_process_label(ctx, p, v.processes) for p in by_process.index],
+            [process_label(ctx, p, v.processes) for p in by_process.index],
             {grades[g]: by_process[g].tolist() for g in GRADES},
             [GRADE_COLOURS[g] for g in GRADES],
             ctx.t("audit.by_process"),
@@ -1292,7 +1336,7 @@ def findings_section(ctx: PeriodContext) -> Section:
                 ctx.t("audit.col.grade"),
                 lambda r: badge(GRADE_STATUS[r["grade"]], _grade_label(ctx, r["grade"])),
             ),
-            Col(ctx.t("audit.col.found_on"), lambda r: escape(_date(r["found_on"]))),
+            Col(ctx.t("audit.col.found_on"), lambda r: escape(date_text(r["found_on"]))),
             Col(ctx.t("audit.col.statement"), key="statement"),
         ]
         sub.add(ctx.t("audit.repeats_note"), table(repeats, columns, css="qm-wide"))
@@ -1350,7 +1394,7 @@ def actions_section(ctx: PeriodContext) -> Section:
         Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
         Col(ctx.t("audit.col.description"), key="description"),
         Col(ctx.t("audit.col.owner"), key="owner"),
-        Col(ctx.t("audit.col.due"), lambda r: escape(_date(r["due_date"]))),
+        Col(ctx.t("audit.col.due"), lambda r: escape(date_text(r["due_date"]))),
         Col(ctx.t("col.status"), lambda r: escape(_action_status(ctx, r["status"]))),
         Col(ctx.t("audit.col.age"), lambda r: escape(r["age_days"]), align="right"),
         Col(ctx.t("audit.col.rag"), rag),
@@ -1383,7 +1427,7 @@ def actions_section(ctx: PeriodContext) -> Section:
                     ctx.t(
                         "audit.unchecked_line",
                         action=r.action_id,
-                        closed=_date(r.closed_on),
+                        closed=date_text(r.closed_on),
                         owner=r.owner,
                     )
                     for r in unchecked.itertuples()
