@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qmsnb import publish, safety
@@ -319,3 +320,67 @@ def test_distribution_params_are_strict(project: Path):
     assert caught.value.key == "error.config.password_in_params"
     assert "hunter2" not in caught.value.message("en")
     shutil.rmtree(project / "outputs", ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Data values that try to run script, all the way to a browser
+# ---------------------------------------------------------------------------
+COMPLAINT_XSS = (
+    "<img src=x onerror=\"alert('xss-complaint')\">客户反映<script>alert('xss-2')</script>"
+)
+FINDING_XSS = "\"><svg onload=alert('xss-finding')><a href=\"javascript:alert('xss-3')\">记录</a>"
+
+
+def _plant_payloads(project: Path) -> None:
+    from qmsnb import io as qio
+
+    params = load_params(project / "params")
+    month = project / "data" / "2026-10"
+    complaints = qio.read_dataset(month / "complaints.csv", "complaints", params).frame
+    escalated = complaints.index[complaints["escalated"].fillna(False).astype(bool)][0]
+    complaints.loc[escalated, "text"] = COMPLAINT_XSS
+    qio.write_export(
+        complaints, month / "complaints.csv", "complaints", headers="zh", encoding="gb18030"
+    )
+    registers = project / "data" / "registers"
+    path = qio.find_dataset_file(registers, qio.DATASETS["findings"])
+    findings = qio.read_dataset(path, "findings", params).frame
+    latest = findings["found_on"].idxmax()
+    findings.loc[latest, "statement"] = FINDING_XSS
+    findings.loc[latest, "found_on"] = pd.Timestamp("2026-10-12")
+    qio.write_export(findings, path, "findings", headers="zh")
+
+
+@pytest.mark.slow
+def test_script_in_a_complaint_text_and_a_finding_statement_is_shown_as_text(
+    project: Path, browser
+):
+    from qmsnb.batch import run_batch
+    from tests.browser import open_offline
+
+    _plant_payloads(project)
+    params = load_params(project / "params")
+    result = run_batch(
+        params, "2026-10", notebooks=["management_review"], departments=["organisation"], lang="en"
+    )
+    (report,) = result.reports
+    assert report["status"] == "ok", report.get("error")
+    page = result.folder / report["html"]
+    markup = page.read_text(encoding="utf-8")
+    assert safety.check_page(markup) == []
+    assert "&lt;img src=x onerror=" in markup and "<img src=x" not in markup
+    assert "&lt;svg onload=alert(" in markup and "<svg onload" not in markup
+    visit = open_offline(browser, page)
+    text = visit.page.inner_text("body")
+    assert COMPLAINT_XSS in text  # shown, as text
+    assert FINDING_XSS in text
+    assert visit.dialogs == [] and visit.page_errors == [] and visit.console_errors == []
+    assert visit.page.evaluate("document.querySelectorAll('img[onerror], svg[onload]').length") == 0
+    assert (
+        visit.page.evaluate(
+            "[...document.querySelectorAll('a')]"
+            ".filter(a => a.href.startsWith('javascript')).length"
+        )
+        == 0
+    )
+    assert visit.blocked_requests == []

@@ -75,6 +75,7 @@ class ReviewForm:
         self.store = store or open_store(ctx.params)
         t = ctx.t
         self._versions: dict[str, int] = {}
+        self._from_file = False
         self.last_saved: str | None = None
         inputs = [(f"{i.clause} {i.title(ctx)}", i.id) for i in review.inputs()]
         if missing is None:
@@ -157,11 +158,12 @@ class ReviewForm:
         return saved
 
     def decisions(self) -> pd.DataFrame:
-        """The decisions register as the store holds it now."""
-        try:
-            return self.store.frame("review_decisions")
-        except QmsnbError:
-            return pd.DataFrame()
+        """The decisions register now: the store's, or its file until the store adopts it."""
+        frame = self.store.frame("review_decisions")
+        self._from_file = frame.empty
+        if frame.empty:
+            frame = self.ctx.register("review_decisions")
+        return frame
 
     # -- actions -----------------------------------------------------------------------
     def _on_decision(self, _: Any = None) -> None:
@@ -232,11 +234,13 @@ class ReviewForm:
         rows = self.decisions()
         earlier = rows[rows["review_period"].astype(str) < ctx.period] if not rows.empty else rows
         self._versions = {}
-        if not earlier.empty:
-            for decision_id in earlier["decision_id"]:
-                self._versions[str(decision_id)] = self.store.get(
-                    "review_decisions", str(decision_id)
-                ).version
+        for decision_id in earlier["decision_id"] if not earlier.empty else ():
+            # a record the store adopts from the file starts at version 1
+            self._versions[str(decision_id)] = (
+                1
+                if self._from_file
+                else self.store.get("review_decisions", str(decision_id)).version
+            )
         keep = self.pick.value
         options = (
             [(f"{r.decision_id} {r.decision}"[:80], r.decision_id) for r in earlier.itertuples()]
