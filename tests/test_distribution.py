@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from qmsnb import bundles, distribute, io, prepare
+from qmsnb import bundles, distribute, io, prepare, safety
 from qmsnb.config import ORGANISATION, Distribution, load_params
 from qmsnb.exceptions import ConfidentialityError, DistributionError, ExitCode
 
@@ -176,6 +176,7 @@ def _readable(name: str, data: bytes) -> str:
 @pytest.mark.slow
 def test_each_bundle_holds_its_own_reports_and_nothing_of_any_other_department(built: Path):
     params = load_params(built / "params")
+    assert safety.check_folder(built / "outputs" / PERIOD) == []  # real reports pass the page check
     result = bundles.build_bundles(params, built / "outputs" / PERIOD)
     assert [b.scope for b in result] == SCOPES
     kpi_names = sorted(

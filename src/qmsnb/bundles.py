@@ -229,7 +229,7 @@ class Screen:
         self.params = params
         self.registers = {k: v for k, v in registers.items() if not v.empty}
         self._allowed: dict[str, list[str]] = {}
-        self._containing: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        self._containing: dict[tuple[str, bool], dict[str, list[tuple[str, int]]]] = {}
 
     # -- what is the same in every report ------------------------------------------
     @cached_property
@@ -338,23 +338,31 @@ class Screen:
             self._allowed[scope] = sorted(terms, key=len, reverse=True)
         return self._allowed[scope]
 
-    def _covered(self, scope: str, text: str, start: int, end: int) -> bool:
+    def _covered(self, scope: str, text: str, start: int, end: int, exact: bool) -> bool:
         """Whether ``text[start:end]`` lies inside an occurrence of an allowed term.
 
         Only the few terms that contain the hit are tried, at the offsets where
-        they contain it, so masking costs nothing for text without hits.
+        they contain it, so masking costs nothing for text without hits. A term
+        must be longer than the hit: the word "Complaints" of a message never
+        masks the id ``complaints``. ``exact``: compare case-sensitively (ids);
+        otherwise case-insensitively (names).
         """
-        hit = text[start:end].casefold()
-        cache = self._containing.setdefault(scope, {})
+
+        def norm(value: str) -> str:
+            return value if exact else value.casefold()
+
+        hit = norm(text[start:end])
+        cache = self._containing.setdefault((scope, exact), {})
         if hit not in cache:
             cache[hit] = [
                 (term, offset)
                 for term in self._allowed_terms(scope)
-                for offset in _offsets(term.casefold(), hit)
+                if len(term) > len(hit)
+                for offset in _offsets(norm(term), hit)
             ]
         for term, offset in cache[hit]:
             begin = start - offset
-            if begin >= 0 and text[begin : begin + len(term)].casefold() == term.casefold():
+            if begin >= 0 and norm(text[begin : begin + len(term)]) == norm(term):
                 return True
         return False
 
@@ -367,7 +375,7 @@ class Screen:
         seen: set[tuple[str, str]] = set()
 
         def add(kind: str, value: str, other: str, start: int, end: int) -> None:
-            if (kind, value) in seen or self._covered(scope, text, start, end):
+            if (kind, value) in seen or self._covered(scope, text, start, end, kind != "name"):
                 return
             seen.add((kind, value))
             context = text[max(0, start - _CONTEXT) : end + _CONTEXT].replace("\n", " ")
