@@ -240,6 +240,24 @@ def test_a_recorded_statement_and_a_gate_result_complete_the_month(contexts):
     assert "qm-banner-info" in review.summary(gated).items[1].markup
 
 
+def test_every_input_of_c_shows_a_trend_over_at_least_three_months(contexts):
+    pack = review.assemble(contexts["2026-10"])
+    for input_id, state in pack.states.items():
+        if not input_id.startswith("c"):
+            continue
+        assert state.completeness == "data", input_id
+        assert state.evidence.trend_periods >= review.MIN_TREND_PERIODS, input_id
+        section = review.section(pack, input_id)
+        figures = section.figures
+        assert figures, f"{input_id} shows no trend chart"
+        months = {x for fig in figures for trace in fig.data for x in (trace.x or ())}
+        assert len(months) >= review.MIN_TREND_PERIODS, input_id
+    volume = review.section(pack, "c1_customer").figures[0]
+    assert sum(sum(t.y) for t in volume.data) == int(
+        contexts["2026-10"].table("complaint_summary")["tickets"].sum()
+    )
+
+
 def test_the_pack_refuses_a_department(params):
     ctx = review.PeriodContext(
         params=params, period="2026-10", department="hotline_ops", lang="en", kpi=pd.DataFrame()

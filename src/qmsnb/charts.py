@@ -257,6 +257,8 @@ def period_bars(
         )
     fig.update_layout(barmode="stack")
     fig.update_xaxes(tickangle=0, tickfont={"size": 10})
+    return style(fig, title, height=380)
+
 
 def count_heatmap(
     rows: Sequence[str],
