@@ -31,7 +31,7 @@ class _Sink:
         self.count = 0
         self.bytes = 0
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server, session, envelope):
         self.count += 1
         self.bytes += len(envelope.content)
         return "250 OK"
