@@ -269,6 +269,9 @@ def run_batch(
                 "html": None,
             }
             if ipynb.is_file():
+                facts = publish.report_facts(ipynb)
+                if facts:  # e.g. the management review's missing inputs
+                    report["facts"] = facts
                 title = " · ".join(
                     (spec.title(language), params.department_name(job.department, language),
                      period_label(period, language))
@@ -308,11 +311,7 @@ def run_batch(
         }
         io.write_json(staging / "manifest.json", manifest)
         portal = publish.render_portal(staging, manifest, params, language)
-        bad = publish.check_offline(staging)
-        if bad:
-            from qmsnb.exceptions import PublishError
-
-            raise PublishError("error.publish.external", file=bad[0][0], urls=", ".join(bad[0][1][:5]))
+        publish.check_pages(staging)  # offline, and no script that is not plotly's
         if before_swap is not None:
             before_swap(staging)
         swap_in(staging, target, out_root / ARCHIVE)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,33 @@ TICKET_COLUMNS = [
 ]
 #: Complaint text is cut to this many characters in the prepared tickets.
 TEXT_CHARS = 120
+
+#: Further prepared tables an analysis needs: name → builder(params, period) → frame.
+#: Modules in :data:`TABLE_MODULES` register theirs when imported.
+TABLES: dict[str, Callable[[Params, str], pd.DataFrame]] = {}
+TABLE_MODULES: list[str] = ["qmsnb.analysis.review"]
+
+
+Builder = Callable[..., pd.DataFrame]
+
+
+def register_table(name: str) -> Callable[[Builder], Builder]:
+    """Register a builder of ``prepared/<name>.parquet``."""
+
+    def deco(build: Builder) -> Builder:
+        TABLES[name] = build
+        return build
+
+    return deco
+
+
+def prepared_tables() -> dict[str, Callable[[Params, str], pd.DataFrame]]:
+    """Every registered table builder (importing the modules that declare them)."""
+    import importlib
+
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return dict(TABLES)
 
 
 @dataclass
@@ -329,6 +357,9 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
             {"period": None, "dataset": name, "path": table.source or str(table.path),
              "sha256": table.sha256}
         )
+    for name, build in prepared_tables().items():
+        tables[name] = build(params, period)
+        io.write_parquet(out_dir / f"{name}.parquet", tables[name])
     meta = {
         "period": period,
         "months": [m["period"] for m in months if m["files"]],
@@ -356,7 +387,8 @@ def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], 
 
 
 def read_tables(folder: Path, meta: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The further prepared tables listed in ``meta["tables"]`` (complaint counts, ...)."""
+    """The further prepared tables listed in ``meta["tables"]`` (complaint counts and
+    the tables registered in :data:`TABLES`)."""
     return {
         name: io.read_parquet(folder / f"{name}.parquet")
         for name in meta.get("tables", [])
