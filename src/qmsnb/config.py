@@ -10,12 +10,14 @@ Three files make up the parameters of one quality office:
 * ``batch.yaml``: the batch plan (which notebooks run per department and which once
   for the whole organisation), engine, workers and timeouts.
 
-Optional files (:data:`OPTIONAL_FILES`) give their defaults when absent and are
-parsed as strictly when present: ``audit.yaml`` (internal auditors and their
-competences, the audit-frequency rules, declared changes), ``rca.yaml``
-(complaint hotspot rules, association rules, the "did the fix hold" check and the
-phrases that flag a five-whys chain stopping at a person) and ``risk.yaml`` (the
-risk-scoring method, its bands and colours, the effectiveness check).
+Optional files (:data:`OPTIONAL_FILES`) are parsed as strictly as the others when
+present; when absent they give their defaults (``audit.yaml``: internal auditors
+and their competences, the audit-frequency rules, declared changes; ``rca.yaml``:
+complaint hotspot rules, association rules, the "did the fix hold" check and the
+phrases that flag a five-whys chain stopping at a person; ``risk.yaml``: the
+risk-scoring method, its bands and colours, the effectiveness check) or nothing
+(``distribution.yaml``: the SMTP server and the recipients of each department's
+report bundle and of the organisation-wide reports, for ``qmsnb distribute``).
 
 Unknown keys, bad values and references to unknown departments, datasets or
 notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key.
@@ -24,14 +26,21 @@ notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qmsnb.exceptions import ConfigError, UsageError
 from qmsnb.i18n import Lang, pick
@@ -44,6 +53,23 @@ ORGANISATION = "organisation"
 DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 Scalar = str | int | float | bool | None
+
+#: An e-mail address, optionally with a display name (``王磊 <wang.lei@example.com>``).
+_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def check_department_id(value: str) -> str:
+    """Return ``value`` if it is a safe department id (or ``organisation``).
+
+    Department ids become folder and file names; this is the one check that keeps
+    a value like ``../x`` from reaching a path.
+
+    Raises:
+        UsageError: the value is not a department-id slug.
+    """
+    if value == ORGANISATION or DEPARTMENT_ID.fullmatch(str(value)):
+        return value
+    raise UsageError("error.department_id_unsafe", value=str(value)[:80])
 
 
 class _Model(BaseModel):
@@ -71,7 +97,7 @@ class Department(_Model):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if value == ORGANISATION or not DEPARTMENT_ID.match(value):
+        if value == ORGANISATION or not DEPARTMENT_ID.fullmatch(value):
             raise ValueError("department_id")
         return value
 
@@ -195,6 +221,75 @@ class BatchPlan(_Model):
     timeout_seconds: int = Field(default=600, ge=10)
     kernel_name: str = "python3"
     notebooks: tuple[NotebookPlan, ...] = Field(min_length=1)
+
+
+def parse_address(value: str) -> str:
+    """Check one e-mail address (``a@b.cn`` or ``Name <a@b.cn>``); ValueError if bad."""
+    from email.utils import parseaddr
+
+    text = str(value).strip()
+    if any(ch in text for ch in "\r\n\t"):
+        raise ValueError("e-mail address with a line break")
+    _, address = parseaddr(text)
+    if not address or not _ADDRESS.match(address):
+        raise ValueError(f"not an e-mail address: {text!r}")
+    return text
+
+
+class Smtp(_Model):
+    """The SMTP server ``qmsnb distribute`` sends through.
+
+    The password is never in params: it is read from the environment variable
+    named by ``password_env`` when ``username`` is set.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str
+    username: str | None = None
+    password_env: str = Field(default="QMSNB_SMTP_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("password_in_params")
+        return data
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return parse_address(value)
+
+
+class Distribution(_Model):
+    """``distribution.yaml`` (optional): who receives which reports, and how.
+
+    ``recipients`` maps a department id, or ``organisation`` for the
+    organisation-wide reports, to the addresses that receive them. A department
+    bundle holds that department's reports only; the organisation's reports go
+    only to the addresses listed under ``organisation``.
+    """
+
+    smtp: Smtp
+    delivery: Literal["attachment", "link"] = "attachment"
+    link_base: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    max_attachment_mb: float = Field(default=10.0, gt=0, le=100)
+    language: Lang | None = None
+    recipients: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {scope: tuple(parse_address(a) for a in value[scope]) for scope in value}
+
+    @model_validator(mode="after")
+    def _link_needs_base(self) -> Distribution:
+        if self.delivery == "link" and not self.link_base:
+            raise ValueError("delivery: link needs link_base (the intranet address of the bundles)")
+        return self
 
 
 _FILES: dict[str, type[_Model]] = {
@@ -494,12 +589,21 @@ class RiskParams(_Model):
         return (settings.band_by if settings and settings.band_by else None) or method.band_by
 
 
-#: Optional parameter files: file name → model. Absent → the model's defaults.
+#: Optional parameter files: file name → model. Absent → the model's defaults, or
+#: None for a model that has no defaults (``distribution.yaml``: nothing to send).
 OPTIONAL_FILES: dict[str, type[_Model]] = {
     "audit.yaml": AuditParams,
     "rca.yaml": RcaParams,
     "risk.yaml": RiskParams,
+    "distribution.yaml": Distribution,
 }
+
+
+def _absent(model: type[_Model]) -> Any:
+    try:
+        return model()
+    except ValidationError:  # required keys: an absent file means "not configured"
+        return None
 
 
 @dataclass(frozen=True)
@@ -528,6 +632,11 @@ class Params:
     def risk(self) -> RiskParams:
         """``risk.yaml``: scoring method, bands, effectiveness rules (defaults if absent)."""
         return self.optional.get("risk.yaml") or RiskParams()
+
+    @property
+    def distribution(self) -> Distribution | None:
+        """``distribution.yaml``: SMTP server and recipients (None if absent)."""
+        return self.optional.get("distribution.yaml")
 
     # -- lookups ---------------------------------------------------------------
     @cached_property
@@ -588,6 +697,7 @@ class Params:
 
     def department(self, dept_id: str) -> Department:
         """The department with ``dept_id``; a UsageError listing the known ids otherwise."""
+        check_department_id(dept_id)
         try:
             return self.departments[dept_id]
         except KeyError:
@@ -658,6 +768,8 @@ def _raise_validation(file: Path, data: Any, exc: ValidationError) -> None:
         raise ConfigError(
             "error.config.department_id", file=str(file), key=where, value=err.get("input")
         ) from None
+    if kind == "value_error" and "password_in_params" in str(err.get("msg", "")):
+        raise ConfigError("error.config.password_in_params", file=str(file), key=where) from None
     raise ConfigError(
         "error.config.bad_value",
         file=str(file),
@@ -754,6 +866,17 @@ def _check_references(params: Params) -> None:
                 key=f"notebooks[{index}] (id: {nb.id}).path",
                 value=nb.path,
             )
+    if params.distribution is not None:
+        dist_file = params.folder / "distribution.yaml"
+        for scope in params.distribution.recipients:
+            if scope != ORGANISATION and scope not in known:
+                raise ConfigError(
+                    "error.config.unknown_department",
+                    file=str(dist_file),
+                    key=f"recipients.{scope}",
+                    value=scope,
+                    known=", ".join([ORGANISATION, *sorted(known)]),
+                )
 
 
 def _check_audit(params: Params) -> None:
@@ -793,7 +916,7 @@ def load_params(folder: str | Path = "params", root: str | Path | None = None) -
         raise ConfigError("error.config.missing_folder", file=str(folder))
     parsed = {name: _parse(folder / name, model) for name, model in _FILES.items()}
     optional = {
-        name: _parse(folder / name, model) if (folder / name).is_file() else model()
+        name: _parse(folder / name, model) if (folder / name).is_file() else _absent(model)
         for name, model in OPTIONAL_FILES.items()
     }
     params = Params(

@@ -185,6 +185,8 @@ RISK_SOURCES = {
     "weakness": ("内部:劣势", "Internal: weakness"),
     "failure_mode": ("过程失效模式", "Failure mode of a process"),
 }
+#: Sources that are external or internal issues (ISO 9001 4.1), not failure modes.
+RISK_ISSUE_SOURCES = ("policy", "economy", "society", "technology", "strength", "weakness")
 RISK_TREATMENTS = {
     "avoid": ("规避", "Avoid"),
     "reduce": ("降低", "Reduce"),
@@ -714,6 +716,75 @@ FIVE_WHYS = register(
     )
 )
 
+
+
+# ---------------------------------------------------------------------------
+# Management review (ISO 9001 9.3)
+# ---------------------------------------------------------------------------
+DECISION_KINDS = {
+    "improvement": ("改进的机会", "Improvement"),
+    "qms_change": ("体系变更", "Change to the QMS"),
+    "resources": ("资源需求", "Resource need"),
+}
+DECISION_STATUS = {
+    "open": ("未开始", "Open"),
+    "in_progress": ("进行中", "In progress"),
+    "done": ("已完成", "Done"),
+    "cancelled": ("已取消", "Cancelled"),
+}
+
+REVIEW_STATEMENTS = register(
+    Dataset(
+        id="review_statements",
+        zh="管理评审输入说明",
+        en="Management review statements",
+        kind="register",
+        key=("statement_id",),
+        description_en=(
+            "Statements recorded for an input of the management review (ISO 9001 9.3.2) that "
+            "has no data in a period, e.g. “no change in external issues this month”. "
+            "`input` is the input's id (a_previous_actions, b_issues, c1_customer, …, gate)."
+        ),
+        description_zh="管理评审某项输入当月无数据时记录的说明,例如“本月外部环境无变化”。",
+        columns=(
+            Column("statement_id", "说明编号", "Statement ID"),
+            Column("period", "月份", "Month", "period"),
+            Column("input", "评审输入", "Review input"),
+            Column("statement", "说明", "Statement"),
+            Column("recorded_by", "记录人", "Recorded by"),
+            Column("recorded_on", "记录日期", "Recorded on", "date"),
+        ),
+    )
+)
+
+REVIEW_DECISIONS = register(
+    Dataset(
+        id="review_decisions",
+        zh="管理评审决定",
+        en="Management review decisions",
+        kind="register",
+        key=("decision_id",),
+        description_en=(
+            "Outputs of the management review (ISO 9001 9.3.3): decisions and actions on "
+            "improvement, changes to the QMS and resource needs, with owner and deadline. "
+            "Open ones are input a) of the following reviews."
+        ),
+        description_zh="管理评审输出(ISO 9001 9.3.3):改进、体系变更和资源需求的决定及措施。",
+        columns=(
+            Column("decision_id", "决定编号", "Decision ID"),
+            Column("review_period", "评审月份", "Review month", "period"),
+            Column("kind", "类别", "Kind", values=DECISION_KINDS),
+            Column("input", "相关输入", "Related input", nullable=True),
+            Column("decision", "决定及措施", "Decision and action"),
+            Column("owner", "负责人", "Owner"),
+            Column("department", "责任部门", "Department", nullable=True, lookup="departments"),
+            Column("due", "完成期限", "Due", "date"),
+            Column("status", "状态", "Status", values=DECISION_STATUS),
+            Column("closed_on", "完成日期", "Closed on", "date", nullable=True),
+            Column("result", "完成情况", "Result", nullable=True),
+        ),
+    )
+)
 
 
 def exports() -> list[Dataset]:

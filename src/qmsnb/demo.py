@@ -612,16 +612,19 @@ def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame
         }
         rows.append(
             _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
-                      category, status, review=_review_date(rng, end))
+                      category, status, review=_review_date(rng, end, after=True))
         )
     out = pd.DataFrame(rows)
     out.insert(0, "risk_id", [f"R-{i:03d}" for i in range(1, len(out) + 1)])
     return out
 
 
-def _review_date(rng: np.random.Generator, end: Period) -> object:
-    # about one review in six overdue at the end of the demo period
-    return end.end + pd.Timedelta(days=int(rng.integers(-30, 150)))
+def _review_date(rng: np.random.Generator, end: Period, after: bool = False) -> object:
+    # about one review in six overdue at the end of the demo period; the external
+    # and internal issues (``after``) are reviewed after it, so the management
+    # review of the demo months needs a written statement on them (9.3.2 b)
+    low = 1 if after else -30
+    return end.end + pd.Timedelta(days=int(rng.integers(low, 150)))
 
 
 def _risk_row(
@@ -793,6 +796,53 @@ def root_cause_registers(end: Period) -> dict[str, pd.DataFrame]:
             row["action_done_on"] = ""
         chains.append(row)
     return {"fishbone_causes": pd.DataFrame(causes), "five_whys": pd.DataFrame(chains)}
+def review_registers(end: Period) -> dict[str, pd.DataFrame]:
+    """Decisions of the last three management reviews and statements for inputs without data.
+
+    The review of the month before ``end`` recorded no statement on external and
+    internal issues: its pack shows that input missing.
+    """
+    r3, r2, r1 = (str(end.shift(-k)) for k in (3, 2, 1))
+
+    def due(period: str, months: int, day: int = 28) -> str:
+        p = Period.parse(period).shift(months)
+        return f"{p}-{day:02d}"
+
+    decisions = [
+        (r3, "resources", "d_resources", "热线运营部账期高峰增加20名兼职坐席", "行政部 孙丽", "admin",
+         due(r3, 1), "done", due(r3, 1, 20), "9月起到岗20人"),
+        (r3, "improvement", "c1_customer", "建立宽带断网批量投诉快速响应机制(2小时内通报装维)",
+         "投诉中心 陈晨", "complaints", due(r3, 2), "in_progress", "", ""),
+        (r2, "qms_change", "c4_nonconformities", "修订《纠正措施控制程序》:关闭前必须做有效性验证",
+         "品质部 赵敏", "quality", due(r2, 1), "done", due(r2, 1, 15), "程序文件已发布"),
+        (r2, "improvement", "c2_objectives", "VIP账期接通率专项帮扶:弹性排班与VIP专席",
+         "热线运营部 王磊", "hotline_ops", due(r2, 1), "in_progress", "", ""),
+        (r1, "resources", "c7_providers", "对交验不合格的两家供方开展二方审核", "行政部 周强", "admin",
+         due(r1, 2), "open", "", ""),
+        (r1, "improvement", "c6_audits", "逾期纠正措施每周通报,纳入部门月度考核", "品质部 赵敏",
+         "quality", due(r1, 0, 25), "open", "", ""),
+    ]
+    decision_frame = pd.DataFrame(
+        [
+            {"decision_id": f"MR-{i:03d}", "review_period": rp, "kind": kind, "input": inp,
+             "decision": text, "owner": owner, "department": dept, "due": d, "status": status,
+             "closed_on": closed, "result": result}
+            for i, (rp, kind, inp, text, owner, dept, d, status, closed, result) in enumerate(
+                decisions, 1)
+        ]
+    )
+    statements = pd.DataFrame(
+        [
+            {"statement_id": "MS-001", "period": r2, "input": "b_issues",
+             "statement": "本月外部环境无重大变化;联通省分公司服务考核办法未调整。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{r2}-28"},
+            {"statement_id": "MS-002", "period": str(end), "input": "b_issues",
+             "statement": "工信部发布新版电信服务投诉处理时限要求(自下季度起执行);"
+                          "内部:热线运营部人员流失率连续3个月偏高。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{end}-28"},
+        ]
+    )
+    return {"review_decisions": decision_frame, "review_statements": statements}
 
 
 def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
@@ -841,6 +891,8 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     for name, frame in root_cause_registers(end).items():
         if not frame.empty:
             written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
+    for name, frame in review_registers(end).items():
+        written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     return written
 
 

@@ -40,7 +40,6 @@ and read back by :func:`read_tables` (the context offers them as ``ctx.table(nam
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,25 +69,29 @@ TICKET_COLUMNS = [
 #: Complaint text is cut to this many characters in the prepared tickets.
 TEXT_CHARS = 120
 
-#: Further prepared tables: name → builder(params, period) → frame.
-TableBuilder = Callable[[Params, str], pd.DataFrame]
-TABLES: dict[str, TableBuilder] = {}
-#: Modules that register further tables when imported (imported on first prepare).
-TABLE_MODULES: list[str] = ["qmsnb.risks"]
+#: Further prepared tables an analysis needs: name → builder(params, period) → frame.
+#: Modules in :data:`TABLE_MODULES` register theirs when imported.
+TABLES: dict[str, Callable[[Params, str], pd.DataFrame]] = {}
+TABLE_MODULES: list[str] = ["qmsnb.analysis.review", "qmsnb.risks"]
 
 
-def register_table(name: str) -> Callable[[TableBuilder], TableBuilder]:
-    """Register the builder of ``prepared/<name>.parquet``."""
+Builder = Callable[..., pd.DataFrame]
 
-    def deco(build: TableBuilder) -> TableBuilder:
+
+def register_table(name: str) -> Callable[[Builder], Builder]:
+    """Register a builder of ``prepared/<name>.parquet``."""
+
+    def deco(build: Builder) -> Builder:
         TABLES[name] = build
         return build
 
     return deco
 
 
-def prepared_tables() -> dict[str, TableBuilder]:
+def prepared_tables() -> dict[str, Callable[[Params, str], pd.DataFrame]]:
     """Every registered table builder (importing the modules that declare them)."""
+    import importlib
+
     for module in TABLE_MODULES:
         importlib.import_module(module)
     return dict(TABLES)
@@ -345,8 +348,6 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
         params, period, params.output_dir / ".cache" / "complaints"
     )
     tables = {"complaint_counts": counts, "complaint_tickets": tickets}
-    for name, build in prepared_tables().items():
-        tables[name] = build(params, period)
     for name, frame in tables.items():
         io.write_parquet(out_dir / f"{name}.parquet", frame)
     regs, store_info = read_registers(params)
@@ -360,6 +361,9 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
             {"period": None, "dataset": name, "path": table.source or str(table.path),
              "sha256": table.sha256}
         )
+    for name, build in prepared_tables().items():
+        tables[name] = build(params, period)
+        io.write_parquet(out_dir / f"{name}.parquet", tables[name])
     meta = {
         "period": period,
         "months": [m["period"] for m in months if m["files"]],
@@ -387,7 +391,8 @@ def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], 
 
 
 def read_tables(folder: Path, meta: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The further prepared tables listed in ``meta["tables"]`` (complaint counts, ...)."""
+    """The further prepared tables listed in ``meta["tables"]`` (complaint counts and
+    the tables registered in :data:`TABLES`)."""
     return {
         name: io.read_parquet(folder / f"{name}.parquet")
         for name in meta.get("tables", [])

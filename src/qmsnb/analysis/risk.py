@@ -89,6 +89,20 @@ def band_info(params: Params, method_id: str, band_id: str) -> tuple[int, scorin
     return 0, scoring.Band(band_id, 0, "#9e9e9e")
 
 
+def is_high(params: Params, method_id: Any, band_id: Any) -> bool:
+    """Whether a band is high: at or above the band ``high`` of the method's bands,
+    or the top band when there is none called so."""
+    if not isinstance(method_id, str) or not isinstance(band_id, str):
+        return False
+    if method_id not in scoring.METHODS:
+        return False
+    ids = [b.id for b in params.risk.bands(method_id)]
+    if band_id not in ids:
+        return False
+    line = ids.index("high") if "high" in ids else len(ids) - 1
+    return ids.index(band_id) >= line
+
+
 def band_label(lang: str, band: scoring.Band) -> str:
     """The band's name: from ``risk.yaml`` if given, else the catalogue, else its id."""
     if band.name:
