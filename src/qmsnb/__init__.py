@@ -16,7 +16,10 @@ __version__ = "0.1.0"
 #: Short names notebooks use → the modules behind them.
 _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
+    "review": "qmsnb.analysis.review",
     "audit": "qmsnb.analysis.audit",
+    "risk": "qmsnb.analysis.risk",
+    "rca": "qmsnb.analysis.rca",
     "widgets": "qmsnb.widgets",
 }
 

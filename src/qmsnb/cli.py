@@ -187,6 +187,34 @@ def _contract_args(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------
+# distribute
+# ---------------------------------------------------------------------------
+def run_distribute(args: argparse.Namespace) -> int:
+    from qmsnb import distribute as dist
+
+    params = _params(args)
+    if args.check:
+        bundles = dist.check_bundles(params, args.period, scopes=args.department)
+        print("\n".join(dist.bundle_lines(bundles, args.msg_lang)))
+        ok = all(b.ok for b in bundles)
+        return int(ExitCode.OK if ok else ExitCode.CONFIDENTIALITY)
+    result = dist.distribute(params, args.period, outbox=args.outbox, scopes=args.department)
+    print("\n".join(dist.result_lines(result, args.msg_lang)))
+    return int(result.exit_code)
+
+
+@command("distribute", "cli.distribute")
+def _distribute_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--outbox", action="store_true",
+                   help="write the messages as .eml files to outputs/<period>/outbox/ instead of sending")
+    p.add_argument("--check", action="store_true",
+                   help="only build and check the bundles; send nothing")
+    p.add_argument("--department", action="append",
+                   help="only this department (repeatable); 'organisation' for the org-wide reports")
+
+
+# ---------------------------------------------------------------------------
 # lab
 # ---------------------------------------------------------------------------
 def run_lab(args: argparse.Namespace) -> int:
@@ -244,6 +272,42 @@ def _records_args(p: argparse.ArgumentParser) -> None:
     exp.add_argument("file")
     exp.add_argument("--history", action="store_true", help="add a sheet with every change")
     sub.add_parser("status", help="where the store is and how many records each register holds")
+
+
+# ---------------------------------------------------------------------------
+# risks
+# ---------------------------------------------------------------------------
+def run_risks(args: argparse.Namespace) -> int:
+    from qmsnb import risks
+    from qmsnb.records import open_store
+
+    params = _params(args)
+    lang = args.msg_lang
+    with open_store(params) as store:
+        source = Path(args.source) if args.source else None
+        processes = risks.process_register(params, store, source)
+        result = risks.seed_store(store, processes, args.who)
+    print(t("risks.seeded", lang, added=len(result.added), skipped=len(result.skipped),
+            processes=len(processes)))
+    if result.added:
+        print(t("risks.seeded_ids", lang, first=result.added[0], last=result.added[-1]))
+    return 0
+
+
+@command("risks", "cli.risks")
+def _risks_args(p: argparse.ArgumentParser) -> None:
+    import getpass
+
+    sub = p.add_subparsers(dest="action", required=True)
+    seed = sub.add_parser(
+        "seed", help="one unscored risk per failure mode of the process register (never twice)"
+    )
+    seed.add_argument(
+        "--from", dest="source",
+        help="process register file (default: the store's, else the one in registers_dir)",
+    )
+    seed.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
+                      help="who is seeding (kept in the history)")
 
 
 def build_parser() -> argparse.ArgumentParser:

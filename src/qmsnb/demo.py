@@ -10,11 +10,17 @@ The data carry the stories a quality manager should see in the reports:
   target from July on (early warning in August, special support from September);
 * network complaints, broadband outages above all, surge in September and
   October, with a batch of tickets from one residential compound;
+* missed promised callbacks were a hot topic until a callback reminder went
+  live in April 2026 (the fix held); repeat complainants whose outage is
+  followed by a late repair visit, or an over-charge by a value-added charge;
 * corrective actions from audits running overdue, some closed without an
   effectiveness check;
 * the supplier first-pass acceptance dips in August and September;
 * the Customer Service Division misses its first-call-resolution target for the
-  first time in the last month.
+  first time in the last month;
+* install/repair callbacks reach more customers from June 2026, after an evening
+  second attempt was introduced (the risk register's opportunity: effective),
+  while the VIP scheduling actions of June did not stop the VIP slide.
 
 One month is flawed on purpose: the month before the last has a callbacks
 export with a page of tasks exported twice and a 合计 totals row
@@ -36,6 +42,7 @@ import pandas as pd
 
 from qmsnb import io
 from qmsnb.config import Params
+from qmsnb.contract import MAX_WHYS
 from qmsnb.periods import Period
 
 #: Days of the month that count as the billing period (账期).
@@ -167,6 +174,45 @@ _TEXTS = {
 }
 
 
+#: Promised callbacks missed (未按约回电) were a hot topic until a callback
+#: reminder went live in the ticket system in mid-April 2026: the fix that held.
+CALLBACK_FIX = Period(2026, 4)
+#: Complaints that go together for one customer (a shared cause): an outage, then
+#: a late or repeated repair visit; an over-charge, then a value-added charge.
+PAIRED = {("broadband_down", ("late_visit", "repeat_fault")): 12,
+          ("over_charge", ("value_added",)): 15}
+
+
+def complaint_stories(
+    period: Period, subcategory: np.ndarray, customers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lay the root-cause stories over one month's drawn tickets.
+
+    With a generator of their own (seeded by the month), so the draws of every
+    other story stay as they were: before :data:`CALLBACK_FIX`, most "rude agent"
+    tickets were really missed callbacks, after it half the missed callbacks are
+    gone (the customers complain of the agent instead); the pairs of :data:`PAIRED` come from
+    the same customers (repeat complainants, association rules).
+    """
+    rng = np.random.default_rng(period.year * 100 + period.month)
+    subcategory, customers = subcategory.copy(), customers.copy()
+    if period < CALLBACK_FIX:
+        rude = np.flatnonzero(subcategory == "rude")
+        subcategory[rude[rng.random(len(rude)) < 0.8]] = "no_callback"
+    elif period > CALLBACK_FIX:
+        missed = np.flatnonzero(subcategory == "no_callback")
+        subcategory[missed[rng.random(len(missed)) < 0.5]] = "rude"
+    for (first, seconds), count in PAIRED.items():
+        firsts = np.flatnonzero(subcategory == first)
+        later = np.flatnonzero(np.isin(subcategory, seconds))
+        n = min(count, len(firsts), len(later))
+        if n:
+            customers[rng.choice(later, n, replace=False)] = customers[
+                rng.choice(firsts, n, replace=False)
+            ]
+    return subcategory, customers
+
+
 def complaints(rng: np.random.Generator, period: Period, params: Params, count: int) -> pd.DataFrame:
     """Complaint tickets of one month (with the network surge and a batch)."""
     share = dict(_CATEGORY_SHARE)
@@ -216,6 +262,7 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
     satisfaction[~rated] = pd.NA
     pool = max(50, total // 2)
     customers = np.array([f"1{rng.integers(30, 90)}****{n:04d}" for n in rng.integers(0, pool, total)])
+    subcategory, customers = complaint_stories(period, subcategory, customers)
     texts = [
         _TEXTS[s].format(n=int(rng.integers(2, 9)), place=p) for s, p in zip(subcategory, places, strict=True)
     ]
@@ -248,7 +295,10 @@ def callbacks(rng: np.random.Generator, period: Period, count: int) -> pd.DataFr
     """Callback tasks of one month (Service Supervision Centre)."""
     kind = rng.choice(["service", "install_repair"], size=count, p=[0.7, 0.3])
     completed = rng.random(count) < 0.935
-    reach_p = np.where(kind == "install_repair", 0.56, 0.82)
+    # install/repair callbacks reach more customers once the evening second
+    # attempt runs (an opportunity pursued in May 2026, see _CONTEXT_RISKS)
+    install_p = 0.64 if period >= Period(2026, 6) else 0.56
+    reach_p = np.where(kind == "install_repair", install_p, 0.82)
     reached = completed & (rng.random(count) < reach_p)
     days = rng.integers(1, _month_days(period) + 1, count)
     created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
@@ -483,34 +533,329 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
     }
 
 
+#: Risks and opportunities beyond the failure modes: external issues (policy,
+#: economy, society, technology) and internal strengths and weaknesses (ISO 9001
+#: 4.1 → 6.1). (type, source, department, process, description, consequence,
+#: likelihood, severity, residual (L, S) or None, treatment, actions, done (month,
+#: day) or None, indicator, complaint category, status)
+_CONTEXT_RISKS = [
+    ("risk", "policy", "complaints", "M1", "工信部申诉考核趋严,申诉率纳入考核",
+     "申诉率超标被通报,影响续约", 3, 5, (3, 4), "reduce",
+     "建立申诉预警,升级工单24小时内回访", None, None, None, "treating"),
+    ("risk", "economy", "outsourcing", "M1", "客户方压缩外包预算,单价下调",
+     "利润下降,人员投入受限", 3, 4, None, None, None, None, None, None, "open"),
+    ("risk", "society", "hotline_ops", "C3", "老年客户比例上升,通话时长增加",
+     "接通率承压", 4, 3, (3, 3), "reduce", "开通老年人专席与一键转人工", None, None, None,
+     "treating"),
+    ("risk", "technology", "complaints", "C4", "宽带故障集中爆发导致投诉激增",
+     "批量投诉、升级投诉增加", 4, 4, (3, 4), "reduce",
+     "与网络部建立故障预警通报机制,批量故障提前外呼告知", (9, 25), None, "network",
+     "treating"),
+    ("risk", "weakness", "hotline_ops", "C3", "服务态度类投诉居高不下", "客户满意度下降",
+     3, 3, (2, 3), "reduce", "服务礼仪专项培训,不满意录音复听", (2, 10), None,
+     "service_attitude", "monitoring"),
+    ("risk", "weakness", "hotline_ops", "S1", "一线坐席流失率高", "新人占比高,首呼解决率下降",
+     4, 3, (3, 3), "reduce", "离职面谈分析,优化排班与激励", None, "staff_turnover", None,
+     "treating"),
+    ("opportunity", "technology", "service_supervision", "C4",
+     "智能外呼用于装移修回访,晚间时段二次回访", "提高装移修回访成功率", 4, 3, None, "pursue",
+     "上线智能外呼,未接通任务晚间二次回访", (5, 15), "install_repair_callback_success", None,
+     "monitoring"),
+    ("opportunity", "strength", "cs_division", "C2", "场景预案库成熟,可向其他项目推广",
+     "提升首呼解决率,拓展新业务", 3, 3, None, "enhance", "预案库嵌入工作台,一键调用", None,
+     None, None, "treating"),
+    ("opportunity", "policy", "quality", "M1", "行业推行服务质量星级评定",
+     "取得星级可增强投标竞争力", 2, 4, None, "pursue", "对照评定标准开展差距分析", None,
+     None, None, "open"),
+    ("opportunity", "technology", "complaints", "C4", "工单系统超时预警功能",
+     "限时办结率提升", 4, 2, None, "pursue", "上线超时前4小时预警,班长督办", (4, 20), None,
+     None, "closed"),
+]
+#: Stories in the seeded failure-mode risks: origin → (L, S, residual, treatment,
+#: actions, done (month, day), indicator, status).
+_SEED_STORIES = {
+    "C3/1": (4, 4, (3, 4), "reduce", "账期高峰弹性排班,增设VIP专席", (6, 20),
+             "answer_rate_vip_billing", "monitoring"),
+    "S9/1": (3, 3, (2, 3), "reduce", "对交验不合格供方开展二方审核", None,
+             "supplier_first_pass", "treating"),
+    "M4/1": (4, 4, (4, 4), "reduce", "话务预测模型,兼职坐席储备", None, None, "treating"),
+    "C1/1": (3, 3, (2, 3), "reduce", "建立招标信息日报制度", None, None, "treating"),
+}
+
+
 def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame:
-    """A first risk register: one risk per failure mode of the A/B processes."""
-    register = process_register()
-    aliases = params.department_aliases
+    """The risk register: one risk per failure mode of the process register
+    (:func:`qmsnb.risks.seed_frame`), scored on the 5×5 matrix, with treatments,
+    and the external and internal issues of :data:`_CONTEXT_RISKS`.
+
+    Stories: the VIP answer rate's actions (completed in June) did not stop its
+    slide (not effective); the callback opportunity's evening second attempt
+    (May) lifted the install/repair callback success (effective); the broadband
+    warning arrangement (late September) has too few months after it (not
+    enough data yet); a closed opportunity has no linked indicator; some reviews
+    are overdue.
+    """
+    from qmsnb.risks import seed_frame
+
+    frame = seed_frame(process_register(), params, end.end)
     rows = []
-    for _, proc in register.iterrows():
-        if proc["importance"] not in ("A", "B") or not proc["failure_modes"]:
-            continue
-        owner = proc["owner_department"].split("/")[0]
-        dept = aliases.get(owner) or "quality"
+    for record in frame.to_dict("records"):
+        story = _SEED_STORIES.get(record["origin"])
+        if story is not None:
+            lik, sev, residual, treatment, actions, done, indicator, status = story
+            category = None
+        else:
+            lik, sev = int(rng.integers(1, 5)), int(rng.integers(2, 6))
+            treated = rng.random() < 0.6
+            residual = (max(1, lik - 1), sev) if treated else None
+            treatment = "reduce" if treated else None
+            actions = "完善作业指导书,加强过程监控与培训" if treated else None
+            done, indicator, category = None, None, None
+            status = "treating" if treated else "open"
         rows.append(
-            {
-                "risk_id": f"R-{len(rows) + 1:03d}",
-                "type": "risk",
-                "process_id": proc["process_id"],
-                "department": dept,
-                "source": f"failure_mode:{proc['process_id']}",
-                "description": proc["failure_modes"],
-                "consequence": proc["consequences"],
-                "owner": params.departments[dept].name.zh + "负责人",
-                "likelihood": int(rng.integers(2, 5)),
-                "severity": int(rng.integers(2, 6)),
-                "treatment": "见过程控制措施",
-                "review_date": end.shift(int(rng.integers(-2, 4))).start.isoformat(),
-                "status": "treating",
-            }
+            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
+                      category, status, review=_review_date(rng, end))
         )
-    return pd.DataFrame(rows)
+    for (kind, source, dept, process, text, consequence, lik, sev, residual, treatment,
+         actions, done, indicator, category, status) in _CONTEXT_RISKS:
+        record = {
+            "type": kind, "process_id": process, "department": dept, "source": source,
+            "origin": None, "description": text, "consequence": consequence,
+            "owner": params.departments[dept].name.zh + "负责人",
+        }
+        rows.append(
+            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
+                      category, status, review=_review_date(rng, end, after=True))
+        )
+    out = pd.DataFrame(rows)
+    out.insert(0, "risk_id", [f"R-{i:03d}" for i in range(1, len(out) + 1)])
+    return out
+
+
+def _review_date(rng: np.random.Generator, end: Period, after: bool = False) -> object:
+    # about one review in six overdue at the end of the demo period; the external
+    # and internal issues (``after``) are reviewed after it, so the management
+    # review of the demo months needs a written statement on them (9.3.2 b)
+    low = 1 if after else -30
+    return end.end + pd.Timedelta(days=int(rng.integers(low, 150)))
+
+
+def _risk_row(
+    record: dict[str, object], end: Period, lik: int, sev: int,
+    residual: tuple[int, int] | None, treatment: str | None, actions: str | None,
+    done: tuple[int, int] | None, indicator: str | None, category: str | None, status: str,
+    review: object,
+) -> dict[str, object]:
+    return {
+        **record,
+        "method": "matrix",
+        "inherent_likelihood": lik,
+        "inherent_severity": sev,
+        "residual_likelihood": residual[0] if residual else None,
+        "residual_severity": residual[1] if residual else None,
+        "treatment": treatment,
+        "actions": actions,
+        "actions_done_on": f"{end.year}-{done[0]:02d}-{done[1]:02d}" if done else None,
+        "indicator": indicator,
+        "complaint_category": category,
+        "review_date": pd.Timestamp(review).date().isoformat(),
+        "status": status,
+    }
+
+
+#: The quarterly review the demo records after importing the register, so the
+#: report shows movement: origin or description → changes and why.
+_DEMO_REVIEW = {
+    "C3/1": ({"residual_likelihood": 4}, "第三季度评审:VIP接通率持续低于目标"),
+    "S9/1": ({"residual_likelihood": 4,
+              "residual_reason": "9月更换网络设备供应商,首批交验合格率下降"},
+             "第三季度评审:供方变更"),
+    "M4/1": ({"residual_likelihood": 2}, "第三季度评审:话务预测模型上线"),
+    "C1/1": ({"status": "closed"}, "第三季度评审:日报制度运行稳定,关闭"),
+}
+
+
+def review_risks(store: object, who: str) -> int:
+    """Record the demo's quarterly risk review in the store (after the import)."""
+    from qmsnb.records import RecordsStore
+
+    assert isinstance(store, RecordsStore)
+    frame = store.frame("risks")
+    changed = 0
+    for origin, (changes, reason) in _DEMO_REVIEW.items():
+        hit = frame[frame["origin"].astype("string") == origin]
+        if len(hit):
+            store.update("risks", str(hit.iloc[0]["risk_id"]), changes, who, reason=reason)
+            changed += 1
+    return changed
+
+
+_FISHBONE = [
+    # problem, dept, category, subcategory, hotspot, period, recorded_on, causes
+    (
+        "2026年9–10月宽带断网投诉激增(10月14–15日金水花园批量投诉)",
+        "complaints", "network", "broadband_down", "surge", "2026-10", "2026-10-20",
+        [
+            ("people", "抢修班组夜间仅1人值守,夜间故障次日才处理", 38, "夜间受理的断网工单"),
+            ("people", "一线坐席不掌握故障影响范围,无法答复恢复时间", 27, "坐席答复“等通知”的工单"),
+            ("machine", "金水花园OLT设备老化,板卡故障", 45, "10月14–15日批量工单"),
+            ("machine", "光分路器无在线监控,故障靠用户报障才发现", 31, "用户先于网管发现的故障"),
+            ("machine", "备品备件不足,更换等待约2天", 12, "等待备件的工单"),
+            ("material", "第三方施工挖断主干光缆", 18, "9月22日同一光缆段工单"),
+            ("material", "备件供应商交货延迟", 6, "采购记录"),
+            ("method", "接入设备没有预防性维护计划", 52, "超龄设备所在小区的工单"),
+            ("method", "批量故障未触发应急预案,仍逐单派修", 45, "金水花园工单逐单派发"),
+            ("method", "无故障恢复时间的客户告知机制", 33, "重复来电催修的工单"),
+            ("environment", "9–10月雷雨天气多,室外设备受潮", 21, "雨后48小时内的工单"),
+            ("environment", "老旧小区线路架空敷设", 14, "老旧小区工单"),
+            ("measurement", "网管告警阈值设置过高,未及时告警", 19, "告警晚于首张工单的故障"),
+            ("measurement", "工单故障标签不统一,批量故障识别滞后", 9, "标签抽查"),
+        ],
+    ),
+    (
+        "未按约回电投诉居高不下",
+        "hotline_ops", "service_attitude", "no_callback", "vital_few", "2026-03", "2026-03-20",
+        [
+            ("people", "交班时未移交待回电任务", 16, "交班后超时的回电工单"),
+            ("machine", "工单系统没有回电任务和到期提醒", 41, "3月未按约回电工单"),
+            ("method", "回电时限承诺无统一口径(2小时/24小时)", 12, "录音抽查"),
+            ("measurement", "回电完成情况未纳入质检", 8, "质检表"),
+        ],
+    ),
+]
+
+_FIVE_WHYS = [
+    {
+        "problem": "2026年10月金水花园宽带断网批量投诉(45单)",
+        "department": "complaints", "complaint_category": "network",
+        "complaint_subcategory": "broadband_down", "hotspot": "batch", "period": "2026-10",
+        "whys": ["小区宽带中断约36小时", "小区OLT板卡故障,无备件可换",
+                 "设备已超使用年限仍未更换", "接入设备没有预防性维护和到龄更换计划"],
+        "root_cause": "接入网设备缺少全生命周期管理(预防性维护与更换计划)",
+        "bone": "method",
+        "action": "制定接入设备巡检及到龄更换计划,重点小区配置备件",
+        "action_owner": "综合部 吴刚", "action_due": "2026-12-31", "action_done_on": "",
+        "analyst": "品质部 赵敏", "recorded_on": "2026-10-20",
+    },
+    {
+        "problem": "未按约回电投诉居高不下(月均约40单)",
+        "department": "hotline_ops", "complaint_category": "service_attitude",
+        "complaint_subcategory": "no_callback", "hotspot": "vital_few", "period": "2026-03",
+        "whys": ["坐席承诺2小时内回电但未回电", "坐席交班后回电任务无人跟进",
+                 "回电任务只记在个人便签上,系统中没有记录", "工单系统没有回电任务和到期提醒功能"],
+        "root_cause": "工单系统缺少回电任务管理和到期提醒",
+        "bone": "machine",
+        "action": "工单系统上线回电任务及到期前30分钟提醒,交班时自动移交",
+        "action_owner": "热线运营部 王磊", "action_due": "2026-04-30",
+        "action_done_on": "2026-04-15",
+        "analyst": "品质部 钱伟", "recorded_on": "2026-03-20",
+    },
+    {
+        "problem": "解释口径错误投诉",
+        "department": "hotline_ops", "complaint_category": "handling",
+        "complaint_subcategory": "wrong_info", "hotspot": "vital_few", "period": "2026-04",
+        "whys": ["坐席向客户解释的优惠政策与实际不符", "坐席记错了活动规则"],
+        "root_cause": "员工粗心,责任心不强",
+        "bone": "people",
+        "action": "对相关坐席批评教育并组织政策培训",
+        "action_owner": "热线运营部 王磊", "action_due": "2026-05-31",
+        "action_done_on": "2026-05-20",
+        "analyst": "热线运营部 班长", "recorded_on": "2026-04-28",
+    },
+    {
+        "problem": "装维上门超时投诉",
+        "department": "service_supervision", "complaint_category": "install_repair",
+        "complaint_subcategory": "late_visit", "hotspot": "repeat", "period": "2026-10",
+        "whys": ["装维人员超过约定时间未上门", "", "派单系统没有考虑路程时间"],
+        "root_cause": "", "bone": "", "action": "", "action_owner": "", "action_due": "",
+        "action_done_on": "",
+        "analyst": "服监中心 刘洋", "recorded_on": "2026-10-28",
+    },
+]
+
+
+def root_cause_registers(end: Period) -> dict[str, pd.DataFrame]:
+    """Fishbone causes and five-whys chains for the demo's complaint stories.
+
+    The broadband surge (fishbone, a chain whose action is not done yet), the
+    missed callbacks (a fix that held), wrong information (a chain that stops at
+    a person, and a fix that did not hold) and a draft chain with a gap. Records
+    dated after ``end`` are left out; a completion date after ``end`` is left empty.
+    """
+    last = pd.Timestamp(end.end)
+    causes = []
+    for problem, dept, cat, sub, hotspot, period, recorded, items in _FISHBONE:
+        if pd.Timestamp(recorded) > last:
+            continue
+        for bone, cause, count, evidence in items:
+            causes.append(
+                {
+                    "cause_id": f"FB-{len(causes) + 1:03d}", "problem": problem,
+                    "department": dept, "complaint_category": cat,
+                    "complaint_subcategory": sub, "hotspot": hotspot, "period": period,
+                    "bone": bone, "cause": cause, "evidence_count": count,
+                    "evidence": evidence, "recorded_by": "品质部 赵敏", "recorded_on": recorded,
+                }
+            )
+    chains = []
+    for chain in _FIVE_WHYS:
+        if pd.Timestamp(chain["recorded_on"]) > last:
+            continue
+        row = {k: v for k, v in chain.items() if k != "whys"}
+        row["chain_id"] = f"5W-{len(chains) + 1:03d}"
+        for i in range(1, MAX_WHYS + 1):
+            row[f"why_{i}"] = chain["whys"][i - 1] if i <= len(chain["whys"]) else ""
+        if row["action_done_on"] and pd.Timestamp(row["action_done_on"]) > last:
+            row["action_done_on"] = ""
+        chains.append(row)
+    return {"fishbone_causes": pd.DataFrame(causes), "five_whys": pd.DataFrame(chains)}
+def review_registers(end: Period) -> dict[str, pd.DataFrame]:
+    """Decisions of the last three management reviews and statements for inputs without data.
+
+    The review of the month before ``end`` recorded no statement on external and
+    internal issues: its pack shows that input missing.
+    """
+    r3, r2, r1 = (str(end.shift(-k)) for k in (3, 2, 1))
+
+    def due(period: str, months: int, day: int = 28) -> str:
+        p = Period.parse(period).shift(months)
+        return f"{p}-{day:02d}"
+
+    decisions = [
+        (r3, "resources", "d_resources", "热线运营部账期高峰增加20名兼职坐席", "行政部 孙丽", "admin",
+         due(r3, 1), "done", due(r3, 1, 20), "9月起到岗20人"),
+        (r3, "improvement", "c1_customer", "建立宽带断网批量投诉快速响应机制(2小时内通报装维)",
+         "投诉中心 陈晨", "complaints", due(r3, 2), "in_progress", "", ""),
+        (r2, "qms_change", "c4_nonconformities", "修订《纠正措施控制程序》:关闭前必须做有效性验证",
+         "品质部 赵敏", "quality", due(r2, 1), "done", due(r2, 1, 15), "程序文件已发布"),
+        (r2, "improvement", "c2_objectives", "VIP账期接通率专项帮扶:弹性排班与VIP专席",
+         "热线运营部 王磊", "hotline_ops", due(r2, 1), "in_progress", "", ""),
+        (r1, "resources", "c7_providers", "对交验不合格的两家供方开展二方审核", "行政部 周强", "admin",
+         due(r1, 2), "open", "", ""),
+        (r1, "improvement", "c6_audits", "逾期纠正措施每周通报,纳入部门月度考核", "品质部 赵敏",
+         "quality", due(r1, 0, 25), "open", "", ""),
+    ]
+    decision_frame = pd.DataFrame(
+        [
+            {"decision_id": f"MR-{i:03d}", "review_period": rp, "kind": kind, "input": inp,
+             "decision": text, "owner": owner, "department": dept, "due": d, "status": status,
+             "closed_on": closed, "result": result}
+            for i, (rp, kind, inp, text, owner, dept, d, status, closed, result) in enumerate(
+                decisions, 1)
+        ]
+    )
+    statements = pd.DataFrame(
+        [
+            {"statement_id": "MS-001", "period": r2, "input": "b_issues",
+             "statement": "本月外部环境无重大变化;联通省分公司服务考核办法未调整。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{r2}-28"},
+            {"statement_id": "MS-002", "period": str(end), "input": "b_issues",
+             "statement": "工信部发布新版电信服务投诉处理时限要求(自下季度起执行);"
+                          "内部:热线运营部人员流失率连续3个月偏高。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{end}-28"},
+        ]
+    )
+    return {"review_decisions": decision_frame, "review_statements": statements}
 
 
 def flawed_export(frame: pd.DataFrame) -> pd.DataFrame:
@@ -576,6 +921,11 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     for name, frame in audit_registers(rng, end, params).items():
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
+    for name, frame in root_cause_registers(end).items():
+        if not frame.empty:
+            written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
+    for name, frame in review_registers(end).items():
+        written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     return written
 
 
@@ -603,5 +953,7 @@ def seed_store(params: Params, registers_dir: Path) -> dict[str, int]:
             path = files[name]
             assert path is not None and name in DATASETS
             counts[name] = len(store.import_table(name, path, DEMO_USER).inserted)
+        if "risks" in counts:
+            review_risks(store, DEMO_USER)
         store.mark_demo()
     return counts

@@ -967,6 +967,32 @@ def read_dataset(
     return table
 
 
+def raise_for_problems(table: LoadedTable) -> None:
+    """Raise the first thing that kept a table from being read as a DataError.
+
+    For reads outside the batch (e.g. seeding the risk register from a process
+    register file); the batch's exports and registers go through the gate instead.
+    """
+    if table.missing_columns:
+        raise DataError(
+            "error.data.missing_columns",
+            file=str(table.path),
+            dataset=table.dataset.id,
+            columns=", ".join(table.missing_columns),
+        )
+    if table.problems:
+        first = table.problems[0]
+        raise DataError(
+            f"error.data.problem.{first.reason}",
+            file=first.file,
+            column=first.column,
+            rows=", ".join(map(str, first.rows[:5])),
+            count=first.count,
+            value=first.values[0] if first.values else "",
+            expected=first.expected,
+        )
+
+
 def load(
     folder: Path, dataset: str, params: Params | None = None, required: bool = True
 ) -> LoadedTable | None:
@@ -1152,3 +1178,77 @@ def write_export(
     else:
         raise ValueError(f"unsupported export format {suffix}")
     return path
+
+
+# ---------------------------------------------------------------------------
+# Bundles, locks and outgoing mail (distribution)
+# ---------------------------------------------------------------------------
+#: Time stamp of every zip member, so the same files always give the same bundle bytes.
+_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """Write a zip atomically; same members in, same bytes out (fixed time stamps).
+
+    Args:
+        members: (name inside the zip, content) pairs, in the order to write them.
+    """
+    import zipfile
+
+    with _atomic(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return Path(path)
+
+
+def read_zip(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Every member of a zip as (name, content)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            yield info.filename, archive.read(info)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    Yields True when the lock was taken, False when another process holds it.
+    The lock goes with the process (a killed process leaves no stale lock).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            import fcntl
+
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        except ImportError:  # Windows
+            import msvcrt
+
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                yield False
+                return
+        yield True
+    finally:
+        handle.close()
+
+
+def write_message(path: Path, message: Any) -> Path:
+    """Write an ``email.message.EmailMessage`` as an ``.eml`` file (atomically)."""
+    return write_bytes(path, bytes(message))

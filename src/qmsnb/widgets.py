@@ -1,6 +1,7 @@
-"""ipywidgets forms for auditors in JupyterLab: the audit workbench.
+"""ipywidgets forms in JupyterLab that write to the records store.
 
-``qmsnb.widgets.audit_workbench(ctx)`` shows, for one department (or all):
+``qmsnb.widgets.audit_workbench(ctx)``, the auditors' workbench, shows, for one
+department (or all):
 
 * **Audit**: choose an audit of the programme; mark it done; plan a new audit
   (the store refuses an auditor from the audited department or one not competent
@@ -17,6 +18,23 @@ the store's message (which field and why) and save nothing; after a save the
 lists refresh. Updates carry the version the form was filled from, so a change
 someone else saved meanwhile is never silently overwritten.
 
+``qmsnb.widgets.root_cause_workbench(ctx)`` (the last cell of
+``notebooks/root_cause.ipynb`` in JupyterLab) puts, under a picker of the month's
+complaint hotspots that fills in problem, department, category and evidence:
+
+* :class:`FishboneCauseForm`: add causes (人机料法环测) to a problem's fishbone;
+* :class:`FiveWhysForm`: build a five-whys chain, with gaps and causes that stop
+  at a person flagged while typing; save it, or continue a saved one (an update
+  of the version loaded).
+
+``qmsnb.widgets.risk_scorer(ctx)`` (``notebooks/risk_scoring.ipynb``) scores or
+re-scores a risk or opportunity of the department (or of the whole organisation)
+with the *active* scoring method of ``params/risk.yaml``: one slider per factor
+(its readout says what the level means), the score and its band shown live as the
+sliders move (and, for FMEA, the action priority), the inherent score beside a
+residual one, and a reason field that a residual score above the inherent one
+needs; the record's last changes are listed under the form.
+
 The forms are plain widgets with public attributes: tests set ``.value`` and call
 ``.click()`` without a browser or kernel.
 """
@@ -25,6 +43,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,13 +51,15 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
+from qmsnb import scoring
 from qmsnb.analysis import audit as audit_analysis
+from qmsnb.analysis import risk as risk_analysis
 from qmsnb.config import ORGANISATION
 from qmsnb.context import PeriodContext
-from qmsnb.contract import ACTION_STATUS, GRADES
+from qmsnb.contract import ACTION_STATUS, BONES, GRADES, HOTSPOT_KINDS, MAX_WHYS, RISKS
 from qmsnb.display import Col, badge, escape, table
 from qmsnb.exceptions import QmsnbError, RecordsError
-from qmsnb.i18n import period_short
+from qmsnb.i18n import catalogue, period_short, pick, t
 from qmsnb.periods import Period
 from qmsnb.records import RecordsStore, open_store
 
@@ -571,3 +592,728 @@ def audit_workbench(
 ) -> AuditWorkbench:
     """The auditors' workbench for ``ctx`` (displays itself in a notebook)."""
     return AuditWorkbench(ctx, store=store, who=who)
+
+
+# ---------------------------------------------------------------------------
+# Root-cause analysis: fishbone causes and five-whys chains
+# ---------------------------------------------------------------------------
+
+def _label(pair: tuple[str, str], lang: str) -> str:
+    zh, en = pair
+    return zh if lang == "zh" else en
+
+
+def _ok(text: str) -> str:
+    return f'<span style="color:#2e7d32">✔ {escape(text)}</span>'
+
+
+def _error(text: str) -> str:
+    return f'<span style="color:#c62828">✖ {escape(text)}</span>'
+
+
+class _ComplaintFields:
+    """Problem, department, complaint category and subcategory, hotspot and month:
+    the fields every root-cause record shares, with the subcategory list following
+    the category."""
+
+    def __init__(self, ctx: PeriodContext) -> None:
+        self.ctx = ctx
+        lang = ctx.lang
+        params = ctx.params
+        self.problem = w.Text(description=t("rca.form.problem", lang), layout=_WIDE)
+        self.department = w.Dropdown(
+            options=[(d.name(lang), d.id) for d in params.organisation.departments],
+            value=None if ctx.is_organisation else ctx.department,
+            description=t("rca.form.department", lang),
+        )
+        self._categories = {c.id: c for c in params.organisation.complaint_categories}
+        self.category = w.Dropdown(
+            options=[(c.name(lang), c.id) for c in params.organisation.complaint_categories],
+            value=None,
+            description=t("rca.form.category", lang),
+        )
+        self.subcategory = w.Dropdown(
+            options=[("–", None)], value=None, description=t("rca.form.subcategory", lang)
+        )
+        self.hotspot = w.Dropdown(
+            options=[("–", None)] + [(_label(v, lang), k) for k, v in HOTSPOT_KINDS.items()],
+            value=None,
+            description=t("rca.form.hotspot", lang),
+        )
+        self.period = w.Text(value=ctx.period, description=t("rca.form.period", lang))
+        self.category.observe(self._category_changed, names="value")
+
+    def _category_changed(self, change: Mapping[str, Any]) -> None:
+        category = self._categories.get(change["new"])
+        subs = category.subcategories.items() if category else ()
+        self.subcategory.options = [("–", None)] + [(n(self.ctx.lang), k) for k, n in subs]
+        self.subcategory.value = None
+
+    def fill(self, values: Mapping[str, Any]) -> None:
+        """Set the fields from a record or a hotspot (missing keys left as they are)."""
+        if "problem" in values:
+            self.problem.value = values.get("problem") or ""
+        if values.get("department"):
+            self.department.value = values["department"]
+        if values.get("complaint_category"):
+            self.category.value = values["complaint_category"]
+        if "complaint_subcategory" in values:
+            self.subcategory.value = values.get("complaint_subcategory") or None
+        if "hotspot" in values:
+            self.hotspot.value = values.get("hotspot") or None
+        if values.get("period"):
+            self.period.value = str(values["period"])
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem.value,
+            "department": self.department.value,
+            "complaint_category": self.category.value,
+            "complaint_subcategory": self.subcategory.value,
+            "hotspot": self.hotspot.value,
+            "period": _none(self.period.value),
+        }
+
+    @property
+    def widgets(self) -> list[w.Widget]:
+        return [
+            self.problem,
+            w.HBox([self.department, self.hotspot, self.period]),
+            w.HBox([self.category, self.subcategory]),
+        ]
+
+
+def hotspot_record(ctx: PeriodContext, hotspot: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared fields of a root-cause record started from a hotspot option
+    (:func:`qmsnb.analysis.rca.hotspot_options`)."""
+    return {
+        "problem": f"{ctx.period} {hotspot['label']}",
+        "department": hotspot["department"],
+        "complaint_category": hotspot["category"],
+        "complaint_subcategory": hotspot.get("subcategory"),
+        "hotspot": hotspot["kind"],
+        "period": hotspot["period"],
+    }
+
+
+class FishboneCauseForm:
+    """Add a cause to a problem's fishbone (one record of ``fishbone_causes``)."""
+
+    def __init__(self, ctx: PeriodContext, store: RecordsStore, who: str = "") -> None:
+        self.ctx, self.store = ctx, store
+        lang = ctx.lang
+        self.fields = _ComplaintFields(ctx)
+        self.bone = w.Dropdown(
+            options=[(f"{zh} {en}", k) for k, (zh, en) in BONES.items()],
+            value="method",
+            description=t("rca.form.bone", lang),
+        )
+        self.cause = w.Textarea(description=t("rca.form.cause", lang), layout=_TEXT)
+        self.evidence_count = w.BoundedIntText(
+            value=0, min=0, max=10**7, description=t("rca.form.evidence_count", lang)
+        )
+        self.evidence = w.Text(description=t("rca.form.evidence", lang), layout=_WIDE)
+        self.who = w.Text(value=who, description=t("rca.form.who", lang))
+        self.save = w.Button(description=t("rca.form.save_cause", lang), button_style="primary")
+        self.message = w.HTML()
+        self.saved: list[str] = []
+        self.save.on_click(self._save)
+        self.widget = w.VBox(
+            [
+                *self.fields.widgets,
+                w.HBox([self.bone, self.evidence_count]),
+                self.cause,
+                self.evidence,
+                w.HBox([self.who, self.save]),
+                self.message,
+            ]
+        )
+
+    def use_hotspot(self, hotspot: Mapping[str, Any]) -> None:
+        """Start from a hotspot: its problem, department, category; its tickets as evidence."""
+        self.fields.fill(hotspot_record(self.ctx, hotspot))
+        self.evidence_count.value = int(hotspot.get("tickets", 0))
+
+    def record(self) -> dict[str, Any]:
+        from datetime import date
+
+        return {
+            **self.fields.record(),
+            "bone": self.bone.value,
+            "cause": self.cause.value,
+            "evidence_count": self.evidence_count.value,
+            "evidence": _none(self.evidence.value),
+            "recorded_by": self.who.value,
+            "recorded_on": date.today().isoformat(),
+        }
+
+    def _save(self, _button: Any = None) -> None:
+        try:
+            cause_id = self.store.insert("fishbone_causes", self.record(), who=self.who.value)
+        except RecordsError as exc:
+            self.message.value = _error(exc.message(self.ctx.lang))
+            return
+        self.saved.append(cause_id)
+        self.message.value = _ok(t("rca.form.saved", self.ctx.lang, id=cause_id))
+        self.cause.value, self.evidence.value = "", ""  # ready for the next cause
+
+
+class FiveWhysForm:
+    """Build a five-whys chain, see what is wrong with it while typing, save it.
+
+    Pick an existing chain to continue it (saved as an update of the version
+    loaded, so a colleague's change in between is merged or named as a conflict),
+    or ``new`` to start one.
+    """
+
+    def __init__(self, ctx: PeriodContext, store: RecordsStore, who: str = "") -> None:
+        self.ctx, self.store = ctx, store
+        lang = ctx.lang
+        self.chain = w.Dropdown(description=t("rca.form.chain", lang))
+        self.fields = _ComplaintFields(ctx)
+        self.whys = [
+            w.Text(description=t("rca.chain.why", lang, n=i), layout=_WIDE)
+            for i in range(1, MAX_WHYS + 1)
+        ]
+        self.root_cause = w.Text(description=t("rca.chain.root", lang), layout=_WIDE)
+        self.bone = w.Dropdown(
+            options=[("–", None)] + [(f"{zh} {en}", k) for k, (zh, en) in BONES.items()],
+            value=None,
+            description=t("rca.form.bone", lang),
+        )
+        self.action = w.Text(description=t("rca.chain.action", lang), layout=_WIDE)
+        self.action_owner = w.Text(description=t("rca.form.owner", lang))
+        self.action_due = w.Text(description=t("rca.form.due", lang), placeholder="2026-12-31")
+        self.action_done_on = w.Text(
+            description=t("rca.form.done_on", lang), placeholder="2026-12-31"
+        )
+        self.who = w.Text(value=who, description=t("rca.form.who", lang))
+        self.save = w.Button(description=t("rca.form.save_chain", lang), button_style="primary")
+        self.check = w.HTML()
+        self.message = w.HTML()
+        self.version: int | None = None
+        self.recorded_on: str | None = None
+        self.save.on_click(self._save)
+        for box in (*self.whys, self.root_cause, self.action):
+            box.observe(self._recheck, names="value")
+        self.refresh()
+        self.chain.observe(self._load, names="value")
+        self.widget = w.VBox(
+            [
+                self.chain,
+                *self.fields.widgets,
+                *self.whys,
+                w.HBox([self.root_cause]),
+                self.bone,
+                self.action,
+                w.HBox([self.action_owner, self.action_due, self.action_done_on]),
+                self.check,
+                w.HBox([self.who, self.save]),
+                self.message,
+            ]
+        )
+
+    # -- loading ---------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the chains of the store into the picker."""
+        frame = self.store.frame("five_whys") if "five_whys" in self.store.registers() else None
+        options: list[tuple[str, str | None]] = [(t("rca.form.new_chain", self.ctx.lang), None)]
+        if frame is not None and not frame.empty:
+            if not self.ctx.is_organisation:
+                frame = frame[frame["department"] == self.ctx.department]
+            options += [(f"{r.chain_id} {r.problem}", r.chain_id) for r in frame.itertuples()]
+        current = self.chain.value
+        self.chain.options = options
+        self.chain.value = current if current in dict(options).values() else None
+
+    def _load(self, change: Mapping[str, Any]) -> None:
+        chain_id = change["new"]
+        if chain_id is None:
+            self.version, self.recorded_on = None, None
+            return
+        record = self.store.get("five_whys", chain_id)
+        self.version, self.recorded_on = record.version, record.get("recorded_on")
+        self.fields.fill(record)
+        for i, box in enumerate(self.whys, 1):
+            box.value = record.get(f"why_{i}") or ""
+        self.root_cause.value = record.get("root_cause") or ""
+        self.bone.value = record.get("bone")
+        self.action.value = record.get("action") or ""
+        self.action_owner.value = record.get("action_owner") or ""
+        self.action_due.value = record.get("action_due") or ""
+        self.action_done_on.value = record.get("action_done_on") or ""
+        self.message.value = ""
+
+    def use_hotspot(self, hotspot: Mapping[str, Any]) -> None:
+        """Start a new chain from a hotspot."""
+        self.chain.value = None
+        self.fields.fill(hotspot_record(self.ctx, hotspot))
+
+    # -- checking and saving -------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        from datetime import date
+
+        record = {
+            **self.fields.record(),
+            **{f"why_{i}": _none(box.value) for i, box in enumerate(self.whys, 1)},
+            "root_cause": _none(self.root_cause.value),
+            "bone": self.bone.value,
+            "action": _none(self.action.value),
+            "action_owner": _none(self.action_owner.value),
+            "action_due": _none(self.action_due.value),
+            "action_done_on": _none(self.action_done_on.value),
+            "analyst": self.who.value,
+            "recorded_on": self.recorded_on or date.today().isoformat(),
+        }
+        return record
+
+    def issues(self) -> list[str]:
+        """What is wrong with the chain as typed, in words."""
+        from qmsnb.analysis.rca import chain_issues
+
+        lang = self.ctx.lang
+        out = []
+        for issue in chain_issues(self.record(), self.ctx.params.rca.person_patterns):
+            facts = dict(issue.facts)
+            if "missing" in facts:
+                facts["missing"] = ("、" if lang == "zh" else ", ").join(map(str, facts["missing"]))
+            out.append(t(f"rca.issue.{issue.code}", lang, **facts))
+        return out
+
+    def _recheck(self, _change: Any = None) -> None:
+        issues = self.issues()
+        self.check.value = "".join(
+            f'<div style="color:#8d6e00">⚠ {escape(text)}</div>' for text in issues
+        )
+
+    def _save(self, _button: Any = None) -> None:
+        lang = self.ctx.lang
+        try:
+            if self.chain.value is None:
+                chain_id = self.store.insert("five_whys", self.record(), who=self.who.value)
+            else:
+                chain_id = self.chain.value
+                record = self.record()
+                self.store.update(
+                    "five_whys", chain_id, record, who=self.who.value, expected_version=self.version
+                )
+        except RecordsError as exc:
+            self.message.value = _error(exc.message(lang))
+            return
+        self.refresh()
+        self.chain.value = chain_id
+        self.version = self.store.get("five_whys", chain_id).version
+        self.message.value = _ok(t("rca.form.saved", lang, id=chain_id))
+        self._recheck()
+
+
+class RootCauseWorkbench:
+    """A hotspot picker over the fishbone and five-whys forms.
+
+    Args:
+        ctx: the period context (its month's hotspots are offered).
+        store: the records store (the project's own by default).
+        who: the name to record changes under (editable in the forms).
+    """
+
+    def __init__(
+        self, ctx: PeriodContext, store: RecordsStore | None = None, who: str = ""
+    ) -> None:
+        from qmsnb.analysis.rca import hotspot_options
+
+        self.ctx = ctx
+        self.store = store or open_store(ctx.params)
+        self.options: Sequence[dict[str, Any]] = hotspot_options(ctx)
+        lang = ctx.lang
+        self.hotspot = w.Dropdown(
+            options=[(t("rca.form.no_hotspot", lang), None)]
+            + [(o["label"], i) for i, o in enumerate(self.options)],
+            value=None,
+            description=t("rca.form.from_hotspot", lang),
+            layout=_WIDE,
+        )
+        self.fishbone = FishboneCauseForm(ctx, self.store, who)
+        self.five_whys = FiveWhysForm(ctx, self.store, who)
+        self.hotspot.observe(self._picked, names="value")
+        tabs = w.Tab(children=[self.fishbone.widget, self.five_whys.widget])
+        tabs.set_title(0, t("rca.form.tab_fishbone", lang))
+        tabs.set_title(1, t("rca.form.tab_five_whys", lang))
+        self.widget = w.VBox([self.hotspot, tabs])
+
+    def _picked(self, change: Mapping[str, Any]) -> None:
+        if change["new"] is None:
+            return
+        option = self.options[change["new"]]
+        self.fishbone.use_hotspot(option)
+        self.five_whys.use_hotspot(option)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def root_cause_workbench(
+    ctx: PeriodContext, store: RecordsStore | None = None, who: str | None = None
+) -> RootCauseWorkbench:
+    """The root-cause forms for ``ctx`` (displays itself in a notebook)."""
+    return RootCauseWorkbench(ctx, store=store, who=who if who is not None else _default_who())
+
+
+def _text(value: Any) -> str:
+    """A stored value for a history line (``4.0`` → ``4``, None → ``–``)."""
+    if value is None:
+        return "–"
+    return scoring.number_text(value) if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------
+# Risk scoring
+# ---------------------------------------------------------------------------
+def level_label(lang: str, method: scoring.Method, field: str, value: float) -> str:
+    """``4 · 很可能``: a factor value and what it means (the nearest level described
+    at or below it; FMEA describes groups of ratings)."""
+    text = scoring.number_text(value)
+    described = [
+        v
+        for v in method.factor(field).values
+        if v <= value and f"risk.level.{method.id}.{field}.{scoring.number_text(v)}" in catalogue()
+    ]
+    if not described:
+        return text
+    key = f"risk.level.{method.id}.{field}.{scoring.number_text(max(described))}"
+    return f"{text} · {pick(catalogue()[key], lang)}"
+
+
+class RiskScorer:
+    """Score or re-score a risk with the active method (see the module docstring).
+
+    Args:
+        ctx: the period context (department scope, language, params).
+        store: the records store (the project's store by default).
+        who: the name recorded with every save (editable in the form).
+    """
+
+    def __init__(
+        self, ctx: PeriodContext, store: RecordsStore | None = None, who: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.store = store or open_store(ctx.params)
+        self.lang = ctx.lang
+        self.method = scoring.METHODS[ctx.params.risk.method]
+        t = ctx.t
+        self._version: int | None = None
+        self._record: dict[str, Any] | None = None
+
+        self.message = w.HTML()
+        self.who = w.Text(
+            value=who if who is not None else _default_who(), description=t("risk.widget.who")
+        )
+        self.risk = w.Dropdown(description=t("risk.widget.risk"), layout=_WIDE)
+        self.info = w.HTML()
+        self.stage = w.ToggleButtons(
+            description=t("risk.widget.stage"),
+            options=[(t(f"risk.stage.{s}"), s) for s in ("inherent", "residual")],
+            value="inherent",
+        )
+        self.sliders: dict[str, w.SelectionSlider] = {
+            factor.field: w.SelectionSlider(
+                description=t(f"risk.factor.{self.method.id}.{factor.field}"),
+                options=[
+                    (level_label(self.lang, self.method, factor.field, v), v) for v in factor.values
+                ],
+                value=factor.values[0],
+                continuous_update=True,
+                layout=w.Layout(width="70%"),
+                style={"description_width": "160px"},
+            )
+            for factor in self.method.factors
+        }
+        self.result = w.HTML()
+        self.reason = w.Textarea(description=t("risk.widget.reason"), layout=_TEXT)
+        self.note = w.Text(description=t("risk.widget.note"), layout=_WIDE)
+        self.save = w.Button(description=t("risk.widget.save"), icon="save", button_style="primary")
+        self.history_view = w.HTML()
+
+        self.risk.observe(lambda _: self._load(), names="value")
+        self.stage.observe(lambda _: self._fill(), names="value")
+        for slider in self.sliders.values():
+            slider.observe(lambda _: self._show(), names="value")
+        self.save.on_click(lambda _: self._save())
+
+        self.widget = self._layout()
+        self.refresh()
+
+    # -- data -----------------------------------------------------------------------
+    def _file_risks(self) -> pd.DataFrame:
+        """The register kept in its file (the store adopts it on the first save)."""
+        from qmsnb import io
+
+        table = io.load(self.ctx.params.registers_dir, "risks", self.ctx.params, required=False)
+        return table.frame if table is not None else pd.DataFrame()
+
+    def _risks(self) -> pd.DataFrame:
+        kept = "risks" in self.store.registers()
+        frame = self.store.frame("risks") if kept else self._file_risks()
+        if frame.empty:
+            return frame
+        if self.ctx.department != ORGANISATION:
+            frame = frame[frame["department"] == self.ctx.department]
+        return frame
+
+    def refresh(self) -> None:
+        """Reload the list from the store (after every save)."""
+        frame = self._risks()
+        options = [
+            (
+                f"{r['risk_id']} · {r['process_id'] or '–'} · {str(r['description'])[:40]}",
+                r["risk_id"],
+            )
+            for r in frame.to_dict("records")
+        ]
+        chosen = self.risk.value
+        _set_options(self.risk, options, chosen)
+        if chosen == self.risk.value:
+            self._load()  # the same record: reload its new version
+        if not options:
+            self._say("info", self.ctx.t("risk.widget.no_risks"))
+
+    def _load(self) -> None:
+        if not self.risk.value:
+            self._record, self._version = None, None
+            self.info.value = ""
+            self.history_view.value = ""
+            return
+        if "risks" in self.store.registers():
+            record = self.store.get("risks", self.risk.value)
+            self._record, self._version = dict(record), record.version
+        else:  # still in its file: no version yet; the save adopts the file first
+            rows = self._file_risks()
+            hit = rows[rows["risk_id"].astype("string") == self.risk.value]
+            record = {
+                k: (None if v is pd.NA or (isinstance(v, float) and pd.isna(v)) else v)
+                for k, v in hit.iloc[0].to_dict().items()
+            }
+            self._record, self._version = record, None
+        lang = self.lang
+        old = scoring.method_of(record)
+        note = ""
+        if old is not None and old.id != self.method.id:
+            text = self.ctx.t(
+                "risk.widget.other_method",
+                old=risk_analysis.method_label(lang, old),
+                new=risk_analysis.method_label(lang, self.method),
+            )
+            note = f"<br><i>{escape(text)}</i>"
+        self.info.value = (
+            f"<b>{escape(record['risk_id'])}</b> · "
+            f"{escape(risk_analysis.source_label(lang, record.get('source')))} · "
+            f"{escape(self.ctx.dept_name(record['department']))}<br>"
+            f"{escape(record['description'])}"
+            + (
+                f"<br><small>{escape(record.get('consequence'))}</small>"
+                if record.get("consequence")
+                else ""
+            )
+            + note
+        )
+        self.reason.value = record.get("residual_reason") or ""
+        self._fill()
+        self._history()
+
+    def _fill(self) -> None:
+        """Set the sliders from the record's chosen stage: an unscored residual starts
+        from the inherent score; unscored (or another method's) from the lowest levels."""
+        record = self._record or {}
+        same = scoring.method_of(record) is self.method
+        values = scoring.stage_values(record, self.stage.value) if same else {}
+        if same and self.stage.value == "residual" and self.method.problem(values) is not None:
+            values = scoring.stage_values(record, "inherent")
+        for factor in self.method.factors:
+            value = values.get(factor.field)
+            slider = self.sliders[factor.field]
+            slider.value = value if value is not None and factor.on_scale(value) else factor.low
+        self._show()
+
+    # -- live score -----------------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, float]:
+        """The factor values the sliders show."""
+        return {name: float(slider.value) for name, slider in self.sliders.items()}
+
+    @property
+    def score(self) -> float:
+        return self.method.score(self.values)
+
+    @property
+    def band(self) -> str:
+        """The band id of the sliders' values."""
+        params = self.ctx.params
+        return self.method.band(
+            self.values, params.risk.bands(self.method.id), params.risk.band_by(self.method.id)
+        )
+
+    def _inherent_score(self) -> float | None:
+        record = self._record or {}
+        if scoring.method_of(record) is not self.method:
+            return None
+        return scoring.stage_score(record, "inherent")
+
+    def _show(self) -> None:
+        t, lang = self.ctx.t, self.lang
+        _, band = risk_analysis.band_info(self.ctx.params, self.method.id, self.band)
+        formula = " × ".join(
+            f"{self.method.factor(n).symbol}{scoring.number_text(v)}"
+            for n, v in self.values.items()
+        )
+        line = t(
+            "risk.widget.score_line",
+            stage=t(f"risk.stage.{self.stage.value}"),
+            formula=formula,
+            score=scoring.number_text(self.score),
+        )
+        html = (
+            f"<p>{escape(line)} "
+            f"{risk_analysis.band_badge(band, risk_analysis.band_label(lang, band))}</p>"
+        )
+        if self.method.id == "fmea":
+            values = self.values
+            letter = scoring.action_priority(
+                values["severity"], values["likelihood"], values["detection"]
+            )
+            html += f"<p>{escape(t('risk.widget.priority', priority=letter))}</p>"
+        inherent = self._inherent_score()
+        if self.stage.value == "residual" and inherent is not None:
+            html += f"<p>{escape(t('risk.widget.compare', inherent=scoring.number_text(inherent)))}"
+            if self.score > inherent:
+                html += f" · <b>{escape(t('risk.widget.needs_reason'))}</b>"
+            html += "</p>"
+        self.result.value = html
+
+    # -- saving -----------------------------------------------------------------------
+    def _say(self, kind: str, text: str) -> None:
+        colour = {"ok": "#2e7d32", "error": "#c62828", "info": "#1a73e8"}[kind]
+        self.message.value = (
+            f'<div style="border-left:5px solid {colour};padding:4px 10px">{escape(text)}</div>'
+        )
+
+    def _changes(self) -> tuple[dict[str, Any], str | None]:
+        """The fields to save and an extra message (None, or why residual was cleared)."""
+        record = self._record or {}
+        stage = self.stage.value
+        switching = scoring.method_of(record) is not self.method
+        changes: dict[str, Any] = {"method": self.method.id}
+        for name in scoring.FACTOR_FIELDS:
+            value = self.values.get(name)
+            changes[scoring.STAGES[stage] + name] = value
+        extra = None
+        if switching:
+            if stage == "residual":
+                raise QmsnbError(
+                    "risk.widget.inherent_first",
+                    method=risk_analysis.method_label(self.lang, self.method),
+                )
+            if any(record.get(f) is not None for f in scoring.factor_fields("residual")):
+                extra = self.ctx.t(
+                    "risk.widget.cleared_residual",
+                    method=risk_analysis.method_label(self.lang, self.method),
+                )
+            changes.update(dict.fromkeys(scoring.factor_fields("residual")))
+        changes["residual_reason"] = _none(self.reason.value)
+        return changes, extra
+
+    def _save(self) -> None:
+        risk_id = self.risk.value
+        if not risk_id:
+            return
+        try:
+            changes, extra = self._changes()
+            self.store.update(
+                "risks",
+                risk_id,
+                changes,
+                self.who.value,
+                reason=_none(self.note.value) or self.ctx.t("risk.widget.note_default"),
+                expected_version=self._version,
+            )
+        except QmsnbError as exc:
+            self._say("error", exc.message(self.lang))
+            return
+        _, band = risk_analysis.band_info(self.ctx.params, self.method.id, self.band)
+        text = self.ctx.t(
+            "risk.widget.saved",
+            risk=risk_id,
+            stage=self.ctx.t(f"risk.stage.{self.stage.value}"),
+            score=scoring.number_text(self.score),
+            band=risk_analysis.band_label(self.lang, band),
+        )
+        self.note.value = ""
+        self.refresh()
+        self._say("ok", f"{text} {extra}" if extra else text)
+
+    def _history(self) -> None:
+        if not self.risk.value or "risks" not in self.store.registers():
+            self.history_view.value = ""
+            return
+        history = self.store.history("risks", self.risk.value).tail(5)
+        lines = []
+        for row in reversed(list(history.itertuples())):
+            changes = (
+                ", ".join(
+                    f"{self._field(name)}: {_text(row.before.get(name))} → "
+                    f"{_text(row.after.get(name))}"
+                    for name in row.changed
+                    if row.before is not None and row.after is not None
+                )
+                or row.action
+            )
+            lines.append(
+                self.ctx.t(
+                    "risk.widget.history_line",
+                    when=row.when.tz_convert(None).strftime("%Y-%m-%d %H:%M"),
+                    who=row.who,
+                    changes=changes,
+                    reason=f" ({row.reason})" if isinstance(row.reason, str) else "",
+                )
+            )
+        body = "".join(f"<li>{escape(line)}</li>" for line in lines)
+        self.history_view.value = (
+            f"<b>{escape(self.ctx.t('risk.widget.history'))}</b><ul>{body}</ul>" if body else ""
+        )
+
+    def _field(self, name: str) -> str:
+        try:
+            column = RISKS.column(name)
+        except KeyError:
+            return name
+        return column.zh if self.lang == "zh" else column.en
+
+    # -- layout ---------------------------------------------------------------------------
+    def _layout(self) -> w.Widget:
+        return w.VBox(
+            [
+                self.who,
+                self.message,
+                self.risk,
+                self.info,
+                self.stage,
+                *self.sliders.values(),
+                self.result,
+                self.reason,
+                self.note,
+                self.save,
+                self.history_view,
+            ]
+        )
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def risk_scorer(
+    ctx: PeriodContext, store: RecordsStore | None = None, who: str | None = None
+) -> RiskScorer:
+    """The risk-scoring form for ``ctx`` (displays itself in a notebook)."""
+    return RiskScorer(ctx, store=store, who=who)

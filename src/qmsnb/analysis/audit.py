@@ -1052,6 +1052,9 @@ def schedule_section(ctx: PeriodContext) -> Section:
         section.add(banner("info", ctx.t("audit.no_auditors")))
 
     def auditor(r: pd.Series) -> str:
+        if r["auditor"] and not ctx.is_organisation:
+            # a department's report names no other department (its bundle is checked for it)
+            return escape(r["auditor"])
         if r["auditor"]:
             return escape(
                 f"{r['auditor']}({_dept(ctx, r['auditor_department'])})"
