@@ -491,8 +491,10 @@ def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
     params = load_params(project / "params")
     assert prepare.prepare(params, "2026-10", tmp_path / "a")["left_out"] == []
     io.write_json(project / "outputs" / "2026-10" / "gate.json",
-                  {"left_out": {"2026-09": ["callbacks"]}})
+                  {"left_out": {"2026-09": ["callbacks", "complaints"]}})
     meta = prepare.prepare(params, "2026-10", tmp_path / "b")
-    assert meta["left_out"] == [{"period": "2026-09", "dataset": "callbacks"}]
+    assert meta["left_out"] == [{"period": "2026-09", "dataset": "callbacks"},
+                                {"period": "2026-09", "dataset": "complaints"}]
+    assert "2026-09" not in meta["complaint_months"] and "2026-08" in meta["complaint_months"]
     kpi = pd.read_parquet(tmp_path / "b" / "kpi.parquet")
     assert "2026-09" not in set(kpi.loc[kpi["kpi"] == "callback_completion", "period"])

@@ -731,7 +731,8 @@ class _Runner:
 # ---------------------------------------------------------------------------
 def _lookup_values(params: Params) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
-    for name in ("departments", "complaint_categories", "complaint_subcategories", "scopes"):
+    for name in ("departments", "complaint_categories", "complaint_subcategories", "scopes",
+                 "kpis"):
         try:
             values[name] = sorted(set(params.lookup(name).values()))
         except KeyError:
