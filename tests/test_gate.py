@@ -444,7 +444,10 @@ def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project
     #    previous good version carried forward), the other one is built
     shutil.copy(BAD / "unknown_department.csv", month / "callbacks.csv")
     before = hashlib.sha256((month / "callbacks.csv").read_bytes()).hexdigest()
-    blocked = run_batch(params, "2026-10", departments=["organisation"])
+    assert "callbacks" in params.notebooks["quality_objectives"].needs
+    assert "callbacks" not in params.notebooks["internal_audit"].needs
+    blocked = run_batch(params, "2026-10", departments=["organisation"],
+                        notebooks=["quality_objectives", "internal_audit"])
     assert _statuses(blocked) == {
         ("quality_objectives", "organisation"): "blocked",
         ("internal_audit", "organisation"): "ok",
