@@ -180,7 +180,9 @@ def execute_one(
         )
     except Exception as exc:  # dead kernel, timeout inside nbclient, bad notebook
         status = "timeout" if "Timeout" in type(exc).__name__ else "crashed"
-        return JobResult(job, status, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        return JobResult(
+            job, status, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+        )
     finally:
         import shutil
 

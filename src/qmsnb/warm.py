@@ -69,9 +69,15 @@ def _register_papermill_engine() -> None:
     class WarmNBClientEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(  # type: ignore[override]
-            cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-            stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
-            execution_timeout: int | None = None, **kwargs: Any,
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: int | None = None,
+            **kwargs: Any,
         ) -> Any:
             kwargs = remove_args(["input_path"], **kwargs)
             safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
@@ -151,6 +157,7 @@ def worker_main(socket_path: str) -> int:
             engine_name=PAPERMILL_ENGINE,
         )
         result.extra.update({"kernel_" + k: v for k, v in launched.items()})
+        result.extra["worker_pid"] = os.getpid()
         send({"result": result.to_json()})
     return 0
 
@@ -244,8 +251,12 @@ class _Worker:
             message = self.lines.read(started + 120)
             if not message or "ready" not in message:
                 self.kill()
-                return JobResult(job, "crashed", time.monotonic() - started,
-                                 error=f"worker did not start: {self._tail()}")
+                return JobResult(
+                    job,
+                    "crashed",
+                    time.monotonic() - started,
+                    error=f"worker did not start: {self._tail()}",
+                )
             self.ready = True
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(asdict(job)) + "\n").encode())
@@ -255,13 +266,21 @@ class _Worker:
             message = self.lines.read(deadline)
             if message is None:
                 self.kill()
-                return JobResult(job, "timeout", time.monotonic() - started,
-                                 error=f"no result after {job.timeout} s; kernel and worker stopped")
+                return JobResult(
+                    job,
+                    "timeout",
+                    time.monotonic() - started,
+                    error=f"no result after {job.timeout} s; kernel and worker stopped",
+                )
             if not message:
                 code = self.proc.wait()
                 self.kill()
-                return JobResult(job, "crashed", time.monotonic() - started,
-                                 error=f"worker exited with {code}: {self._tail()}")
+                return JobResult(
+                    job,
+                    "crashed",
+                    time.monotonic() - started,
+                    error=f"worker exited with {code}: {self._tail()}",
+                )
             if "kernel" in message:
                 self.kernel = message["kernel"]
             elif "result" in message:

@@ -106,17 +106,49 @@ def _analysis_modules() -> list[str]:
     return list(getattr(qmsnb, "_ANALYSIS", {}).values())
 
 
+class _KernelShellStandIn:
+    """What ``get_ipython()`` looks like to a library asking "am I in a kernel?"."""
+
+    kernel = None
+
+
+@contextlib.contextmanager
+def _as_in_a_kernel() -> Iterator[None]:
+    """Import as a kernel would: some libraries fix defaults at import from their
+    surroundings. pandas sets ``display.max_columns`` to 0 in a terminal and 20 in
+    a kernel (``get_ipython().kernel``), and ``display.encoding`` from
+    ``sys.stdout.encoding`` (the kernel's is ``UTF-8``). The probe test compares a
+    forked kernel's settings with a spawned one's to keep this list honest.
+    """
+    import builtins
+    import io
+
+    had = hasattr(builtins, "get_ipython")
+    saved = getattr(builtins, "get_ipython", None), sys.stdout
+    builtins.get_ipython = _KernelShellStandIn  # type: ignore[attr-defined]
+    sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding="UTF-8")
+    try:
+        yield
+    finally:
+        if had:
+            builtins.get_ipython = saved[0]  # type: ignore[attr-defined]
+        else:
+            del builtins.get_ipython  # type: ignore[attr-defined]
+        sys.stdout = saved[1]
+
+
 def preload(extra: tuple[str, ...] = ()) -> list[str]:
     """Import :data:`PRELOAD`, the analysis modules and ``extra``; return what failed."""
     from qmsnb._startup import defer_slow_imports
 
     defer_slow_imports()
     failed = []
-    for name in (*PRELOAD, *_analysis_modules(), *extra):
-        try:
-            importlib.import_module(name)
-        except Exception:  # an optional library missing: its reports import it themselves
-            failed.append(name)
+    with _as_in_a_kernel():
+        for name in (*PRELOAD, *_analysis_modules(), *extra):
+            try:
+                importlib.import_module(name)
+            except Exception:  # an optional library missing: its reports import it themselves
+                failed.append(name)
     return failed
 
 
@@ -137,11 +169,17 @@ def warm_caches() -> None:
 
     i18n.catalogue()
     for name in ("plotly", "plotly_white"):
-        pio.templates[name]  # noqa: B018 - loads and caches the template
+        pio.templates[name]
     traces = [
-        go.Scatter(x=[1, 2], y=[1, 2], mode="lines+markers",
-                   marker={"color": ["red", "blue"], "line": {"width": 1}, "symbol": "circle"},
-                   line={"dash": "dash"}, hovertemplate="%{y}", error_y={"array": [1, 1]}),
+        go.Scatter(
+            x=[1, 2],
+            y=[1, 2],
+            mode="lines+markers",
+            marker={"color": ["red", "blue"], "line": {"width": 1}, "symbol": "circle"},
+            line={"dash": "dash"},
+            hovertemplate="%{y}",
+            error_y={"array": [1, 1]},
+        ),
         go.Bar(x=["a", "b"], y=[1, 2], text=["1", "2"], marker={"color": "grey"}),
         go.Heatmap(z=[[1, 2], [3, 4]], colorscale="Reds", text=[["a", "b"], ["c", "d"]]),
         go.Pie(labels=["a", "b"], values=[1, 2], hole=0.4),
@@ -156,8 +194,13 @@ def warm_caches() -> None:
         go.Waterfall(x=["a", "b"], y=[1, -1]),
         go.Sankey(node={"label": ["a", "b"]}, link={"source": [0], "target": [1], "value": [1]}),
     ]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=["a", "b", "c", "d"],
-                        specs=[[{}, {}], [{}, {}]], shared_xaxes=False)
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=["a", "b", "c", "d"],
+        specs=[[{}, {}], [{}, {}]],
+        shared_xaxes=False,
+    )
     fig.add_trace(traces[0], row=1, col=1)
     fig.add_trace(traces[1], row=1, col=2)
     fig.add_hline(y=1, line_dash="dash", row=1, col=1)
@@ -166,9 +209,15 @@ def warm_caches() -> None:
     fig.add_annotation(x=1, y=1, text="a", showarrow=False)
     fig.add_shape(type="line", x0=0, x1=1, y0=0, y1=1)
     fig.update_layout(
-        template="plotly_white", font={"family": "Arial", "size": 12}, title={"text": "a", "x": 0},
-        margin={"l": 1, "r": 1, "t": 1, "b": 1}, height=300, legend={"orientation": "h"},
-        hoverlabel={"font": {"family": "Arial"}}, barmode="group", showlegend=True,
+        template="plotly_white",
+        font={"family": "Arial", "size": 12},
+        title={"text": "a", "x": 0},
+        margin={"l": 1, "r": 1, "t": 1, "b": 1},
+        height=300,
+        legend={"orientation": "h"},
+        hoverlabel={"font": {"family": "Arial"}},
+        barmode="group",
+        showlegend=True,
     )
     fig.update_xaxes(tickangle=0, showgrid=True, type="category", tickfont={"size": 10})
     fig.update_yaxes(range=[0, 1], ticksuffix="%", zeroline=False, tickfont={"size": 10})
@@ -247,8 +296,13 @@ class _Server:
         self.running = True
 
     def _fds(self) -> list[int]:
-        return [self.listener.fileno(), self.wake_r.fileno(), self.wake_w.fileno(),
-                self.selector.fileno(), *(conn.fileno() for conn in self.buffers)]
+        return [
+            self.listener.fileno(),
+            self.wake_r.fileno(),
+            self.wake_w.fileno(),
+            self.selector.fileno(),
+            *(conn.fileno() for conn in self.buffers),
+        ]
 
     def _send(self, conn: socket.socket, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
@@ -344,8 +398,11 @@ def serve(path: str) -> None:
     # collections then never walk (and so never copy-on-write) the template's objects.
     gc.collect()
     gc.freeze()
-    print(json.dumps({"preloaded": round(time.monotonic() - started, 2), "failed": failed}),
-          file=sys.stderr, flush=True)
+    print(
+        json.dumps({"preloaded": round(time.monotonic() - started, 2), "failed": failed}),
+        file=sys.stderr,
+        flush=True,
+    )
     _Server(path).serve()
 
 
@@ -611,8 +668,9 @@ def _provisioner_class() -> type:
     return ZygoteProvisioner
 
 
-def kernel_manager(client: ZygoteClient, kernel_name: str, socket_dir: str,
-                   on_launch: Any = None) -> Any:
+def kernel_manager(
+    client: ZygoteClient, kernel_name: str, socket_dir: str, on_launch: Any = None
+) -> Any:
     """An ``AsyncKernelManager`` whose kernel is forked from the template (IPC transport).
 
     IPC with a unique socket path per kernel, as the papermill engine does:
