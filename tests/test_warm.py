@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -281,3 +283,46 @@ def test_only_json_native_parameters_reach_a_notebook() -> None:
             parameters={"x": ("tuple", "runs code")},
             timeout=1,
         )
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+
+
+def _normalised(text: str) -> str:
+    """A report without what differs between any two runs (figure ids, clock times)."""
+    return _MINUTE.sub("<time>", _UUID.sub("<uuid>", text))
+
+
+def _cells(ipynb: Path) -> list[tuple[str, int | None, str]]:
+    nb = nbformat.read(ipynb, as_version=4)
+    return [
+        (c.source, c.get("execution_count"), _normalised(json.dumps(c.get("outputs", []))))
+        for c in nb.cells
+    ]
+
+
+def test_real_reports_are_identical_with_either_engine(project: Path) -> None:
+    """The objectives report, one department and the organisation: same content."""
+    from qmsnb.batch import run_batch
+    from qmsnb.config import load_params
+
+    params = load_params(project / "params")
+    folders = {}
+    for engine in ("papermill", "warm"):
+        result = run_batch(
+            params, "2026-10", departments=["hotline_ops", "organisation"], engine=engine, lang="en"
+        )
+        assert result.manifest["engine"] == engine
+        assert [r["status"] for r in result.reports] == ["ok", "ok"]
+        # a copy: the next run archives this one
+        folders[engine] = shutil.copytree(result.folder, project / f"copy-{engine}")
+    pages = sorted(p.relative_to(folders["warm"]) for p in folders["warm"].glob("*/*.html"))
+    assert len(pages) == 2  # the portal differs by run id and timings only
+    for page in pages:
+        warm = _normalised((folders["warm"] / page).read_text(encoding="utf-8"))
+        plain = _normalised((folders["papermill"] / page).read_text(encoding="utf-8"))
+        assert warm == plain, page
+    for ipynb in sorted(folders["warm"].rglob("*.ipynb")):
+        twin = folders["papermill"] / ipynb.relative_to(folders["warm"])
+        assert _cells(ipynb) == _cells(twin)
