@@ -19,8 +19,10 @@ export was corrected recomputes only that month.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,8 +119,18 @@ def _catalogue_hash(params: Params) -> str:
     return hashlib.sha256((ENGINE_VERSION + text).encode()).hexdigest()[:16]
 
 
+#: How export files are read for the KPIs: ``columnar`` (DuckDB, one pass per
+#: file, falling back to the loader file by file) or ``pandas`` (the loader).
+READERS = ("columnar", "pandas")
+
+
 def _month_values(
-    params: Params, period: str, cache_dir: Path | None, strict: bool
+    params: Params,
+    period: str,
+    cache_dir: Path | None,
+    strict: bool,
+    reader: str = "columnar",
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     files = export_files(params, period)
     info: dict[str, Any] = {"period": period, "files": {}}
@@ -132,29 +144,52 @@ def _month_values(
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
         return io.read_parquet(cached), info
-    inputs = load_period(params, period)
+    frames: dict[str, pd.DataFrame] = {}
+    rest = list(files)
+    if reader == "columnar":
+        from qmsnb import columnar
+
+        with contextlib.ExitStack() as stack:
+            parquet_dir = (
+                cache_dir.parent / "parquet" if cache_dir is not None
+                else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qmsnb-pq-")))
+            )
+            frames, rest = columnar.kpi_frames(
+                params, files, parquet_dir, strict=strict, hashes=hashes, memo=memo
+            )
+    inputs = load_period(params, period, datasets=rest)
     if strict:
         for table in inputs.tables.values():
             io.raise_for_problems(table)
-    values = compute_period(inputs.frames, params.catalogue, period)
+    values = compute_period({**inputs.frames, **frames}, params.catalogue, period)
     if cached is not None:
         io.write_parquet(cached, values)
     return values, info
 
 
 def kpi_history(
-    params: Params, period: str, cache_dir: Path | None = None, strict: bool = True
+    params: Params,
+    period: str,
+    cache_dir: Path | None = None,
+    strict: bool = True,
+    reader: str = "columnar",
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Assessed KPI values for the trend window ending with ``period``.
 
     Args:
         strict: raise a DataError for any bad value in ``period``'s own exports
             (earlier months of the window are read as they are).
+        reader: one of :data:`READERS` (the results are the same; tests compare them).
     """
+    if reader not in READERS:
+        raise ValueError(f"unknown reader {reader!r}; use one of {', '.join(READERS)}")
     months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
     frames, infos = [], []
+    memo: dict[Any, Any] = {}  # values the loader converted, shared by the months
     for month in months:
-        values, info = _month_values(params, month, cache_dir, strict and month == period)
+        values, info = _month_values(
+            params, month, cache_dir, strict and month == period, reader, memo
+        )
         if not values.empty:
             frames.append(values)
         infos.append(info)

@@ -1,0 +1,333 @@
+"""The columnar prepare: a month's KPI inputs from the export files, one DuckDB pass each.
+
+Reading a 12-million-row call export with the pandas loader (every column as
+text, then converted) takes minutes and gigabytes; the KPIs need a handful of
+low-cardinality columns. So, per export file:
+
+1. CSV is copied once to parquet (:func:`qmsnb.io.parquet_cache`, kept under the
+   file's sha256 in ``outputs/.cache/parquet``); parquet exports are read as they are.
+2. One ``GROUP BY`` query reads the columns the catalogue's measures use (their
+   ``where`` and ``numerator`` keys, the inputs of derived columns, the
+   department) and returns one row per distinct combination with its count
+   (:data:`qmsnb.kpi.WEIGHT`). For 12 million calls that is a few hundred rows.
+3. The distinct raw values of each column are converted by the loader itself
+   (:func:`qmsnb.io.read_dataset` on a small file of those values), so "Y", "是"
+   and "已接通" mean what they mean everywhere else, departments are looked up
+   the same way and derived columns are computed by the contract's own code.
+   Date-time and decimal columns (high cardinality) are cast in SQL only when
+   every value is in the plain ISO / decimal form both readers agree on.
+4. :func:`qmsnb.kpi.compute_period` computes the KPIs from those rows, counting
+   each with its weight: the same code, the same numerators and denominators.
+
+Nothing is translated per KPI: a catalogue entry with new ``where`` keys just
+adds columns to the query. Whatever this path cannot prove it reads exactly as
+the loader would (an XLSX file, a non-plain date, a bad value when the period
+must be clean, a missing or duplicated column) returns None, and the caller
+uses the loader, which also produces the exact error message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io as _stdio
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qmsnb import io
+from qmsnb.config import KpiCatalogue, Params, RatioMeasure
+from qmsnb.contract import Column, Dataset, Derived
+from qmsnb.kpi import WEIGHT
+
+#: Column types cast in SQL (high cardinality); all others are converted per
+#: distinct value by the loader.
+CAST_TYPES = frozenset({"datetime", "date", "float"})
+#: What both DuckDB and pandas read the same way: plain ISO dates and decimals.
+_ISO = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?"
+_DECIMAL = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+_EMPTY_DTYPES = {
+    "str": "string",
+    "period": "string",
+    "int": "Int64",
+    "float": "Float64",
+    "bool": "boolean",
+    "datetime": "datetime64[us]",
+    "date": "datetime64[us]",
+}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def derived_inputs(dataset: Dataset, derived: Derived) -> set[str]:
+    """The columns a derived column is computed from (found by running it on no rows)."""
+    used: set[str] = set()
+
+    class Recorder(dict[str, pd.Series]):
+        def __getitem__(self, key: str) -> pd.Series:
+            used.add(key)
+            return super().__getitem__(key)
+
+    empty = Recorder(
+        {c.name: pd.Series([], dtype=_EMPTY_DTYPES[c.dtype]) for c in dataset.columns}
+    )
+    try:
+        derived.compute(empty)  # type: ignore[arg-type]
+    except Exception:  # cannot tell: take every column
+        return {c.name for c in dataset.columns}
+    return used
+
+
+def kpi_columns(catalogue: KpiCatalogue, dataset: Dataset) -> list[str]:
+    """The file columns the catalogue's ratio measures on ``dataset`` read."""
+    wanted: set[str] = set()
+    for kpi in catalogue.kpis:
+        measure = kpi.measure
+        if isinstance(measure, RatioMeasure) and measure.dataset == dataset.id:
+            wanted |= {"department", *measure.where, *measure.numerator}
+    if not wanted:
+        return []
+    derived = {d.name: d for d in dataset.derived}
+    columns: set[str] = set()
+    for name in wanted:
+        columns |= derived_inputs(dataset, derived[name]) if name in derived else {name}
+    order = [c.name for c in dataset.columns]
+    return sorted(columns, key=order.index)
+
+
+def _text(expr: str) -> str:
+    return f"trim(CAST({expr} AS VARCHAR))"
+
+
+def _cast(column: Column, expr: str) -> tuple[str, str]:
+    """(typed SQL value, SQL flag for a value that is not in the plain form)."""
+    text = _text(expr)
+    pattern, target = (_DECIMAL, "DOUBLE") if column.dtype == "float" else (_ISO, "TIMESTAMP")
+    plain = f"regexp_full_match({text}, '{pattern}') AND TRY_CAST({text} AS {target}) IS NOT NULL"
+    if column.dtype == "float":
+        plain += f" AND isfinite(TRY_CAST({text} AS DOUBLE))"
+    value = f"CASE WHEN {plain} THEN TRY_CAST({text} AS {target}) END"
+    if column.dtype == "date":
+        value = f"CAST(CAST({value} AS DATE) AS TIMESTAMP)"
+    blank = f"({expr} IS NULL OR {text} = '')"
+    return value, f"NOT {blank} AND NOT ({plain})"
+
+
+def _check(column: Column, expr: str) -> str | None:
+    """SQL flag for a value the loader would report (columns not converted here)."""
+    text = _text(expr)
+    blank = f"({expr} IS NULL OR {text} = '')"
+    flags = []
+    if column.dtype in CAST_TYPES:
+        flags.append(_cast(column, expr)[1])
+    if not column.nullable:
+        flags.append(blank)
+    if column.dtype in CAST_TYPES and (column.minimum is not None or column.maximum is not None):
+        value = f"TRY_CAST({text} AS DOUBLE)"
+        if column.minimum is not None:
+            flags.append(f"{value} < {column.minimum}")
+        if column.maximum is not None:
+            flags.append(f"{value} > {column.maximum}")
+    return " OR ".join(f"({f})" for f in flags) if flags else None
+
+
+#: Values already converted by the loader: (dataset, column, raw) → (value, dtype, problem).
+Memo = dict[tuple[str, str, Any], tuple[Any, Any, bool]]
+
+
+def _converted_by_loader(
+    dataset: Dataset,
+    params: Params | None,
+    values: Mapping[str, list[Any]],
+    memo: Memo | None = None,
+) -> tuple[dict[str, dict[Any, Any]], dict[str, Any], bool]:
+    """Each column's distinct raw values as the loader converts them.
+
+    The loader converts each value of a column on its own, so a value converted
+    once (e.g. in an earlier month) is looked up in ``memo``.
+
+    Returns:
+        (raw → value per column, the loader's dtype per column, whether the loader
+        found a problem with any of these values).
+    """
+    memo = {} if memo is None else memo
+    todo = {
+        c: [v for v in vals if (dataset.id, c, v) not in memo] for c, vals in values.items()
+    }
+    todo = {c: v for c, v in todo.items() if v}
+    if todo:
+        columns = list(todo)
+        length = max(len(v) for v in todo.values())
+        buffer = _stdio.StringIO()
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(columns)
+        for i in range(length):  # shorter columns repeat their own values
+            row = [todo[c][i % len(todo[c])] for c in columns]
+            writer.writerow(["" if v is None else v for v in row])
+        with tempfile.TemporaryDirectory(prefix="qmsnb-distinct-") as tmp:
+            path = io.write_text(Path(tmp) / f"{dataset.id}.csv", buffer.getvalue())
+            table = io.read_dataset(path, dataset, params)
+        # a problem marks its whole column (the loader keeps only some example rows)
+        bad_columns = {problem.column for problem in table.problems}
+        for column in columns:
+            converted = table.frame[column].tolist()
+            dtype = table.frame[column].dtype
+            bad = column in bad_columns
+            for i, raw in enumerate(todo[column]):
+                memo[(dataset.id, column, raw)] = (converted[i], dtype, bad)
+    maps = {
+        c: {v: memo[(dataset.id, c, v)][0] for v in vals} for c, vals in values.items()
+    }
+    dtypes = {
+        c: memo[(dataset.id, c, vals[0])][1] for c, vals in values.items() if vals
+    }
+    problems = any(memo[(dataset.id, c, v)][2] for c, vals in values.items() for v in vals)
+    return maps, dtypes, problems
+
+
+def _distinct(con: Any, relation: str, expr: str) -> list[Any]:
+    rows = con.execute(f"SELECT DISTINCT CAST({expr} AS VARCHAR) FROM {relation}").fetchall()
+    return [r[0] for r in rows]
+
+
+def read_kpi_table(
+    path: Path,
+    dataset: Dataset,
+    params: Params,
+    cache_dir: Path,
+    *,
+    strict: bool,
+    sha256: str | None = None,
+    memo: Memo | None = None,
+) -> pd.DataFrame | None:
+    """The KPI columns of one export file, one row per distinct combination.
+
+    Args:
+        cache_dir: where CSV files are kept as parquet (by sha256).
+        strict: also prove that no column of the file has a value the loader
+            would report; if one might, return None (the loader then raises).
+
+    Returns:
+        Typed columns the KPIs read (derived ones included) and :data:`WEIGHT`,
+        or None when the loader must read this file.
+    """
+    import duckdb
+
+    needed = kpi_columns(params.catalogue, dataset)
+    if not needed:
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        cached = io.parquet_cache(path, dataset, cache_dir, sha256=sha256)
+        if cached is None:
+            return None
+        relation = io.columnar_relation(cached)
+    elif suffix == ".parquet":
+        relation = io.columnar_relation(path)
+    else:
+        return None
+    with duckdb.connect() as con:
+        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+        known = io.header_map(dataset)
+        found: dict[str, str] = {}
+        for name in names:
+            column = known.get(io._header_key(name))
+            if column is None:
+                continue
+            if column in found:
+                return None  # two headers for one column: the loader says so
+            found[column] = _quote(name)
+        if any(c.required and c.name not in found for c in dataset.columns):
+            return None
+        if any(c not in found for c in needed):
+            return None
+        if suffix == ".csv":  # the loader drops rows with nothing in them
+            blank = " AND ".join(f"coalesce({_text(e)}, '') = ''" for e in found.values())
+            relation = f"(SELECT * FROM {relation} WHERE NOT ({blank}))"
+        columns = {c.name: c for c in dataset.columns}
+        mapped = [c for c in needed if columns[c].dtype not in CAST_TYPES]
+        cast = [c for c in needed if columns[c].dtype in CAST_TYPES]
+        select = [f"CAST({found[c]} AS VARCHAR) AS {_quote(c)}" for c in mapped]
+        flags = {}
+        for c in cast:
+            value, flag = _cast(columns[c], found[c])
+            select.append(f"{value} AS {_quote(c)}")
+            flags[f"_plain_{c}"] = flag
+        if strict:
+            for name, expr in found.items():
+                column = columns[name]
+                if name in needed or not (column.dtype in CAST_TYPES or column.dtype == "str"):
+                    continue
+                if column.dtype == "str" and (column.values or column.lookup):
+                    continue  # checked by the loader below, on its distinct values
+                flag = _check(column, expr)
+                if flag:
+                    flags[f"_check_{name}"] = flag
+        select.append(f"count(*) AS {_quote(WEIGHT)}")
+        select += [f"sum(CASE WHEN {f} THEN 1 ELSE 0 END) AS {_quote(k)}" for k, f in flags.items()]
+        query = f"SELECT {', '.join(select)} FROM {relation} GROUP BY ALL"
+        result = con.sql(query).to_arrow_table().to_pandas()
+        if any(result[k].sum() for k in flags):
+            return None  # a value only the loader can judge
+        extra: dict[str, list[Any]] = {}
+        if strict:
+            for name, expr in found.items():
+                column = columns[name]
+                if name in mapped:
+                    continue
+                if column.dtype in ("bool", "period", "int") or column.values or column.lookup:
+                    extra[name] = _distinct(con, relation, expr)
+    values = {c: list(dict.fromkeys(result[c].where(result[c].notna(), None))) for c in mapped}
+    maps, dtypes, problems = _converted_by_loader(dataset, params, {**values, **extra}, memo)
+    if problems and strict:
+        return None  # the loader raises with the file's own rows
+    frame = pd.DataFrame(index=result.index)
+    for c in needed:
+        if c in mapped:
+            raw = result[c].where(result[c].notna(), None)
+            frame[c] = pd.array([maps[c][v] for v in raw], dtype=dtypes[c])
+        elif columns[c].dtype == "float":
+            frame[c] = result[c].astype("Float64")
+        else:
+            frame[c] = pd.to_datetime(result[c]).astype("datetime64[us]")
+    for derived in dataset.derived:
+        with contextlib.suppress(KeyError):
+            frame[derived.name] = derived.compute(frame)
+    frame[WEIGHT] = result[WEIGHT].astype("int64").to_numpy()
+    return frame
+
+
+def kpi_frames(
+    params: Params,
+    files: Mapping[str, Path],
+    cache_dir: Path,
+    *,
+    strict: bool,
+    hashes: Mapping[str, str] | None = None,
+    memo: Memo | None = None,
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Frames for :func:`qmsnb.kpi.compute_period` from the columnar path, where it applies.
+
+    Returns:
+        (frames by dataset id, the dataset ids the loader must read instead).
+    """
+    from qmsnb.contract import DATASETS
+
+    frames: dict[str, pd.DataFrame] = {}
+    rest: list[str] = []
+    for name, path in files.items():
+        frame = read_kpi_table(
+            path, DATASETS[name], params, cache_dir, strict=strict,
+            sha256=(hashes or {}).get(name), memo=memo,
+        )
+        if frame is None:
+            rest.append(name)
+        else:
+            frames[name] = frame
+    return frames, rest
+
