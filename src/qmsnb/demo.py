@@ -159,6 +159,40 @@ def _codes(values: np.ndarray, labels: list[str]) -> np.ndarray:
     return codes
 
 
+_CATEGORY_SHARE = {
+    "billing": 0.30,
+    "network": 0.22,
+    "service_attitude": 0.10,
+    "handling": 0.16,
+    "install_repair": 0.14,
+    "marketing": 0.08,
+}
+_CATEGORY_DEPT = {
+    "billing": ["complaints", "cs_division"],
+    "network": ["complaints"],
+    "service_attitude": ["hotline_ops", "cs_division"],
+    "handling": ["hotline_ops", "cs_division"],
+    "install_repair": ["service_supervision", "general_affairs"],
+    "marketing": ["cs_division"],
+}
+_TEXTS = {
+    "over_charge": "客户反映本月话费比平时多扣{n}元,要求核实并退费。",
+    "package_change": "客户称办理套餐变更后仍按原套餐收费。",
+    "value_added": "客户称未订购的增值业务被扣费{n}元。",
+    "no_signal": "客户反映家中手机无信号已{n}天。",
+    "broadband_down": "客户反映{place}宽带断网{n}天,报修后仍未恢复。",
+    "slow_data": "客户反映晚间上网速度很慢,影响使用。",
+    "rude": "客户反映客服代表态度生硬,不耐烦。",
+    "no_callback": "客服承诺{n}小时内回电,但一直未回电。",
+    "wrong_info": "客服解释的优惠政策与实际不符。",
+    "not_done": "客户来电办理的业务未生效。",
+    "late_visit": "装维人员超过约定时间{n}小时仍未上门。",
+    "repeat_fault": "同一故障一个月内报修{n}次。",
+    "misleading": "客户称营销宣传与实际资费不一致。",
+    "harassment": "客户反映频繁接到营销电话,要求停止。",
+}
+
+
 def complaints(rng: np.random.Generator, period: Period, params: Params, count: int) -> pd.DataFrame:
     """Complaint tickets of one month (with the network surge and a batch)."""
     share = dict(_CATEGORY_SHARE)
