@@ -190,6 +190,11 @@ def _converted_by_loader(
     return maps, dtypes, problems
 
 
+def _raw(series: pd.Series) -> list[str | None]:
+    """Raw text values with missing ones as None (pandas' str dtype gives NaN)."""
+    return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
+
+
 def _distinct(con: Any, relation: str, expr: str) -> list[Any]:
     rows = con.execute(f"SELECT DISTINCT CAST({expr} AS VARCHAR) FROM {relation}").fetchall()
     return [r[0] for r in rows]
@@ -282,15 +287,15 @@ def read_kpi_table(
                     continue
                 if column.dtype in ("bool", "period", "int") or column.values or column.lookup:
                     extra[name] = _distinct(con, relation, expr)
-    values = {c: list(dict.fromkeys(result[c].where(result[c].notna(), None))) for c in mapped}
+    raws = {c: _raw(result[c]) for c in mapped}
+    values = {c: list(dict.fromkeys(raws[c])) for c in mapped}
     maps, dtypes, problems = _converted_by_loader(dataset, params, {**values, **extra}, memo)
     if problems and strict:
         return None  # the loader raises with the file's own rows
     frame = pd.DataFrame(index=result.index)
     for c in needed:
         if c in mapped:
-            raw = result[c].where(result[c].notna(), None)
-            frame[c] = pd.array([maps[c][v] for v in raw], dtype=dtypes[c])
+            frame[c] = pd.array([maps[c][v] for v in raws[c]], dtype=dtypes[c])
         elif columns[c].dtype == "float":
             frame[c] = result[c].astype("Float64")
         else:
