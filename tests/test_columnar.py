@@ -46,8 +46,9 @@ def test_demo_kpis_are_identical_and_read_columnar(params: Params, tmp_path: Pat
 
 
 def test_parquet_exports_give_identical_kpis(tmp_path: Path) -> None:
-    from qmsnb import demo
     from tests.conftest import copy_project
+
+    from qmsnb import demo
 
     root = copy_project(tmp_path / "p")
     params = load_params(root / "params")
