@@ -46,9 +46,6 @@ from qmsnb.kpi import WEIGHT
 #: Column types cast in SQL (high cardinality); all others are converted per
 #: distinct value by the loader.
 CAST_TYPES = frozenset({"datetime", "date", "float"})
-#: What both DuckDB and pandas read the same way: plain ISO dates and decimals.
-_ISO = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?"
-_DECIMAL = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 _EMPTY_DTYPES = {
     "str": "string",
     "period": "string",
@@ -104,35 +101,62 @@ def _text(expr: str) -> str:
     return f"trim(CAST({expr} AS VARCHAR))"
 
 
-def _cast(column: Column, expr: str) -> tuple[str, str]:
-    """(typed SQL value, SQL flag for a value that is not in the plain form)."""
-    text = _text(expr)
-    pattern, target = (_DECIMAL, "DOUBLE") if column.dtype == "float" else (_ISO, "TIMESTAMP")
-    plain = f"regexp_full_match({text}, '{pattern}') AND TRY_CAST({text} AS {target}) IS NOT NULL"
-    if column.dtype == "float":
-        plain += f" AND isfinite(TRY_CAST({text} AS DOUBLE))"
-    value = f"CASE WHEN {plain} THEN TRY_CAST({text} AS {target}) END"
+_NUMERIC_SQL = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
+                "DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_TIME_SQL = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+
+
+def _typed(column: Column, sql_type: str) -> bool:
+    """Whether the file already stores the column as the number or time it means."""
+    base = sql_type.split("(")[0].upper()
+    return base in (_NUMERIC_SQL if column.dtype == "float" else _TIME_SQL)
+
+
+def _cast(column: Column, expr: str, sql_type: str) -> tuple[str, str]:
+    """(typed SQL value, SQL flag for a value not in a form both readers read alike).
+
+    Text must be a plain decimal or an ISO date (``YYYY-MM-DD``, optionally with
+    `` HH:MM[:SS[.ffffff]]``); anything else (thousands separators, ``2026/10/01``,
+    ``2026年10月``, offsets, full-width digits) is left to the loader.
+    """
+    target = "DOUBLE" if column.dtype == "float" else "TIMESTAMP"
+    if _typed(column, sql_type):
+        value = f"CAST({expr} AS {target})"
+        flag = f"NOT coalesce(isfinite({value}), true)" if column.dtype == "float" else "false"
+    else:
+        text = _text(expr)
+        value = f"TRY_CAST({text} AS {target})"
+        if column.dtype == "float":
+            plain = f"isfinite({value}) AND NOT contains({text}, '_')"
+        else:
+            plain = (
+                f"{value} IS NOT NULL AND substr({text}, 5, 1) = '-' "
+                f"AND substr({text}, 8, 1) = '-' AND (length({text}) IN (10, 16, 19) "
+                f"OR (length({text}) BETWEEN 21 AND 26 AND substr({text}, 20, 1) = '.')) "
+                f"AND (length({text}) = 10 OR substr({text}, 11, 1) IN (' ', 'T'))"
+            )
+        plain = f"coalesce({plain}, false)"
+        blank = f"coalesce({expr} IS NULL OR {text} = '', true)"
+        value = f"CASE WHEN {plain} THEN {value} END"
+        flag = f"NOT {blank} AND NOT {plain}"
     if column.dtype == "date":
         value = f"CAST(CAST({value} AS DATE) AS TIMESTAMP)"
-    blank = f"({expr} IS NULL OR {text} = '')"
-    return value, f"NOT {blank} AND NOT ({plain})"
+    return value, flag
 
 
-def _check(column: Column, expr: str) -> str | None:
+def _check(column: Column, expr: str, sql_type: str) -> str | None:
     """SQL flag for a value the loader would report (columns not converted here)."""
-    text = _text(expr)
-    blank = f"({expr} IS NULL OR {text} = '')"
     flags = []
     if column.dtype in CAST_TYPES:
-        flags.append(_cast(column, expr)[1])
-    if not column.nullable:
-        flags.append(blank)
-    if column.dtype in CAST_TYPES and (column.minimum is not None or column.maximum is not None):
-        value = f"TRY_CAST({text} AS DOUBLE)"
+        value, flag = _cast(column, expr, sql_type)
+        flags.append(flag)
         if column.minimum is not None:
-            flags.append(f"{value} < {column.minimum}")
+            flags.append(f"coalesce({value} < {column.minimum}, false)")
         if column.maximum is not None:
-            flags.append(f"{value} > {column.maximum}")
+            flags.append(f"coalesce({value} > {column.maximum}, false)")
+    if not column.nullable:
+        text = expr if _typed(column, sql_type) and column.dtype in CAST_TYPES else _text(expr)
+        flags.append(f"({expr} IS NULL OR CAST({text} AS VARCHAR) = '')")
     return " OR ".join(f"({f})" for f in flags) if flags else None
 
 
@@ -237,9 +261,12 @@ def read_kpi_table(
     else:
         return None
     with duckdb.connect() as con:
-        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+        described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        names = [row[0] for row in described]
+        sql_types = {row[0]: str(row[1]) for row in described}
         known = io.header_map(dataset)
         found: dict[str, str] = {}
+        types: dict[str, str] = {}
         for name in names:
             column = known.get(io._header_key(name))
             if column is None:
@@ -247,6 +274,7 @@ def read_kpi_table(
             if column in found:
                 return None  # two headers for one column: the loader says so
             found[column] = _quote(name)
+            types[column] = sql_types[name]
         if any(c.required and c.name not in found for c in dataset.columns):
             return None
         if any(c not in found for c in needed):
@@ -257,12 +285,10 @@ def read_kpi_table(
         columns = {c.name: c for c in dataset.columns}
         mapped = [c for c in needed if columns[c].dtype not in CAST_TYPES]
         cast = [c for c in needed if columns[c].dtype in CAST_TYPES]
-        select = [f"CAST({found[c]} AS VARCHAR) AS {_quote(c)}" for c in mapped]
-        flags = {}
-        for c in cast:
-            value, flag = _cast(columns[c], found[c])
-            select.append(f"{value} AS {_quote(c)}")
-            flags[f"_plain_{c}"] = flag
+        # one pass: group on the raw values; convert the few distinct ones afterwards
+        keys = {c: _quote(f"_key_{c}") for c in needed}
+        inner = [f"{found[c]} AS {keys[c]}" for c in needed]
+        checks: list[str] = []
         if strict:
             for name, expr in found.items():
                 column = columns[name]
@@ -270,14 +296,25 @@ def read_kpi_table(
                     continue
                 if column.dtype == "str" and (column.values or column.lookup):
                     continue  # checked by the loader below, on its distinct values
-                flag = _check(column, expr)
+                flag = _check(column, expr, types[name])
                 if flag:
-                    flags[f"_check_{name}"] = flag
-        select.append(f"count(*) AS {_quote(WEIGHT)}")
-        select += [f"sum(CASE WHEN {f} THEN 1 ELSE 0 END) AS {_quote(k)}" for k, f in flags.items()]
-        query = f"SELECT {', '.join(select)} FROM {relation} GROUP BY ALL"
+                    checks.append(_quote(f"_check_{name}"))
+                    inner.append(f"sum(CASE WHEN {flag} THEN 1 ELSE 0 END) AS {checks[-1]}")
+        inner.append(f"count(*) AS {_quote(WEIGHT)}")
+        outer = [f"CAST({keys[c]} AS VARCHAR) AS {_quote(c)}" for c in mapped]
+        flags = list(checks)
+        for c in cast:
+            value, flag = _cast(columns[c], keys[c], types[c])
+            outer.append(f"{value} AS {_quote(c)}")
+            flags.append(_quote(f"_plain_{c}"))
+            outer.append(f"CASE WHEN {flag} THEN 1 ELSE 0 END AS {flags[-1]}")
+        outer += [_quote(WEIGHT), *checks]
+        query = (
+            f"SELECT {', '.join(outer)} FROM "
+            f"(SELECT {', '.join(inner)} FROM {relation} GROUP BY ALL)"
+        )
         result = con.sql(query).to_arrow_table().to_pandas()
-        if any(result[k].sum() for k in flags):
+        if any(result[k.strip('"')].sum() for k in flags):
             return None  # a value only the loader can judge
         extra: dict[str, list[Any]] = {}
         if strict:
