@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qmsnb import io
@@ -98,7 +99,21 @@ def kpi_columns(catalogue: KpiCatalogue, dataset: Dataset) -> list[str]:
 
 
 def _text(expr: str) -> str:
-    return f"trim(CAST({expr} AS VARCHAR))"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+#: Ranges of first characters that may make a value blank for the loader (it
+#: strips Unicode white space): ASCII controls and space, U+0085-U+00A0,
+#: U+1680, U+2000-U+205F, U+3000. Written as string comparisons, so DuckDB can
+#: skip whole row groups by their min/max statistics instead of testing each row.
+_SPACE_RANGES = ((133, 161), (5760, 5761), (8192, 8288), (12288, 12289))
+
+
+def _blank_or_spaced(expr: str) -> str:
+    """SQL true for NULL, empty or white-space-led text (such values go to the loader)."""
+    text = _text(expr)
+    ranges = " OR ".join(f"({text} >= chr({a}) AND {text} < chr({b}))" for a, b in _SPACE_RANGES)
+    return f"({expr} IS NULL OR {text} < '!' OR {ranges})"
 
 
 _NUMERIC_SQL = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
@@ -122,7 +137,9 @@ def _cast(column: Column, expr: str, sql_type: str) -> tuple[str, str]:
     target = "DOUBLE" if column.dtype == "float" else "TIMESTAMP"
     if _typed(column, sql_type):
         value = f"CAST({expr} AS {target})"
-        flag = f"NOT coalesce(isfinite({value}), true)" if column.dtype == "float" else "false"
+        # NaN and infinities fall outside (a range test DuckDB can answer from statistics)
+        finite = f"coalesce({value} BETWEEN -1.7e308 AND 1.7e308, true)"
+        flag = f"NOT {finite}" if column.dtype == "float" else "false"
     else:
         text = _text(expr)
         value = f"TRY_CAST({text} AS {target})"
@@ -136,7 +153,7 @@ def _cast(column: Column, expr: str, sql_type: str) -> tuple[str, str]:
                 f"AND (length({text}) = 10 OR substr({text}, 11, 1) IN (' ', 'T'))"
             )
         plain = f"coalesce({plain}, false)"
-        blank = f"coalesce({expr} IS NULL OR {text} = '', true)"
+        blank = f"({expr} IS NULL OR {text} = '')"
         value = f"CASE WHEN {plain} THEN {value} END"
         flag = f"NOT {blank} AND NOT {plain}"
     if column.dtype == "date":
@@ -155,8 +172,10 @@ def _check(column: Column, expr: str, sql_type: str) -> str | None:
         if column.maximum is not None:
             flags.append(f"coalesce({value} > {column.maximum}, false)")
     if not column.nullable:
-        text = expr if _typed(column, sql_type) and column.dtype in CAST_TYPES else _text(expr)
-        flags.append(f"({expr} IS NULL OR CAST({text} AS VARCHAR) = '')")
+        if _typed(column, sql_type) and column.dtype in CAST_TYPES:
+            flags.append(f"{expr} IS NULL")
+        else:
+            flags.append(_blank_or_spaced(expr))
     return " OR ".join(f"({f})" for f in flags) if flags else None
 
 
@@ -324,15 +343,22 @@ def read_kpi_table(
                     continue
                 if column.dtype in ("bool", "period", "int") or column.values or column.lookup:
                     extra[name] = _distinct(con, relation, expr)
-    raws = {c: _raw(result[c]) for c in mapped}
-    values = {c: list(dict.fromkeys(raws[c])) for c in mapped}
+    codes, values = {}, {}
+    for c in mapped:  # factorize: convert each distinct value once, then take
+        found_codes, uniques = pd.factorize(result[c], use_na_sentinel=True)
+        values[c] = _raw(pd.Series(uniques, dtype=object))
+        if (found_codes < 0).any():  # missing values: one more entry, at the end
+            found_codes = np.where(found_codes < 0, len(values[c]), found_codes)
+            values[c].append(None)
+        codes[c] = found_codes
     maps, dtypes, problems = _converted_by_loader(dataset, params, {**values, **extra}, memo)
     if problems and strict:
         return None  # the loader raises with the file's own rows
     frame = pd.DataFrame(index=result.index)
     for c in needed:
         if c in mapped:
-            frame[c] = pd.array([maps[c][v] for v in raws[c]], dtype=dtypes[c])
+            converted = pd.array([maps[c][v] for v in values[c]], dtype=dtypes[c])
+            frame[c] = converted.take(codes[c], allow_fill=False)
         elif columns[c].dtype == "float":
             frame[c] = result[c].astype("Float64")
         else:
