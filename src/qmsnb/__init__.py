@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 #: Short names notebooks use → the modules behind them.
 _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
+    "audit": "qmsnb.analysis.audit",
+    "widgets": "qmsnb.widgets",
 }
 
 __all__ = ["__version__", "open_period", *_ANALYSIS]

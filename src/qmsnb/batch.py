@@ -145,7 +145,7 @@ def _progress(total: int, lang: str) -> tuple[Callable[[JobResult], None], Calla
         if bar.disable:
             print(
                 t("run.job_done", lang, scope=result.job.department, report=result.job.notebook,
-                  status=result.status, seconds=f"{result.seconds:.1f}"),
+                  status=t(f"portal.status.{result.status}", lang), seconds=f"{result.seconds:.1f}"),
                 file=sys.stderr,
             )
 
@@ -174,6 +174,24 @@ def _carry_forward(
             report["previous"] = publish.relative(dest, staging)
             report["previous_run"] = old.get("previous_run") or previous.get("run_id")
         return
+
+
+def _kpi_summary(prepared: Path, period: str) -> dict[str, dict[str, int]]:
+    """Per scope: how many indicators are red / yellow / green and how many alerts."""
+    kpi = io.read_parquet(prepared / "kpi.parquet")
+    if kpi.empty:
+        return {}
+    now = kpi[kpi["period"] == period]
+    summary: dict[str, dict[str, int]] = {}
+    for scope, rows in now.groupby("department"):
+        counts = rows["status"].value_counts()
+        summary[str(scope)] = {
+            "red": int(counts.get("red", 0)),
+            "yellow": int(counts.get("yellow", 0)),
+            "green": int(counts.get("green", 0)),
+            "alerts": int((rows["alert"] != "").sum()),
+        }
+    return summary
 
 
 def swap_in(staging: Path, target: Path, archive_root: Path) -> Path | None:
@@ -301,6 +319,7 @@ def run_batch(
             "months": meta["months"],
             "versions": publish.versions(),
             "reports": reports,
+            "kpi_summary": _kpi_summary(staging / PREPARED, period),
             "banners": [],
             "previous_run": previous.get("run_id") if previous else None,
         }

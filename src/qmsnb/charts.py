@@ -188,9 +188,9 @@ def status_heatmap(
             ygap=2,
         )
     )
-    fig.update_xaxes(side="top", tickangle=-35)
-    fig.update_yaxes(autorange="reversed")
-    return style(fig, title, height=max(320, 38 * len(rows) + 200))
+    fig.update_xaxes(side="bottom", tickangle=-40, automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return style(fig, title, height=max(360, 38 * len(rows) + 260))
 
 
 def bar_with_target(
@@ -219,4 +219,67 @@ def bar_with_target(
         )
     )
     fig.update_yaxes(ticksuffix=unit)
+    return style(fig, title, height=380)
+
+
+def count_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    counts: np.ndarray,
+    title: str,
+    hover_label: str,
+) -> go.Figure:
+    """A grid of counts (e.g. audits per department and month), white at zero."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=list(columns),
+            y=list(rows),
+            zmin=0,
+            zmax=max(1, int(np.max(counts)) if counts.size else 1),
+            colorscale=[[0, "#ffffff"], [0.001, "#e8f0fe"], [1, LINE]],
+            showscale=False,
+            text=np.where(counts > 0, counts.astype(str), ""),
+            texttemplate="%{text}",
+            textfont={"size": 11},
+            hovertemplate=f"%{{y}} · %{{x}}<br>{hover_label}: %{{z}}<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_xaxes(side="top")
+    fig.update_yaxes(autorange="reversed")
+    return style(fig, title, height=max(260, 34 * len(rows) + 150))
+
+
+def stacked_bars(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    colours: Sequence[str],
+    title: str,
+    horizontal: bool = False,
+) -> go.Figure:
+    """Bars per category stacked by series (e.g. findings per clause by grade).
+
+    Args:
+        series: translated series name → one value per category.
+        colours: one colour per series, in order.
+    """
+    fig = go.Figure()
+    for (name, values), colour in zip(series.items(), colours, strict=True):
+        if not any(values):
+            continue
+        common = {"name": name, "marker": {"color": colour}}
+        if horizontal:
+            fig.add_trace(go.Bar(y=list(categories), x=list(values), orientation="h",
+                                 hovertemplate="%{y}: %{x}<extra>" + name + "</extra>", **common))
+        else:
+            fig.add_trace(go.Bar(x=list(categories), y=list(values),
+                                 hovertemplate="%{x}: %{y}<extra>" + name + "</extra>", **common))
+    fig.update_layout(barmode="stack")
+    if horizontal:
+        fig.update_yaxes(autorange="reversed", automargin=True)
+        fig.update_xaxes(dtick=1)
+        return style(fig, title, height=max(280, 26 * len(categories) + 140))
+    fig.update_yaxes(dtick=1)
     return style(fig, title, height=380)

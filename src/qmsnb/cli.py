@@ -61,11 +61,22 @@ def _params(args: argparse.Namespace):  # -> Params
 def run_demo(args: argparse.Namespace) -> int:
     from qmsnb import demo, io
 
+    from qmsnb.records import open_store, store_exists
+
     params = _params(args)
     out = Path(args.out) if args.out else params.data_dir
     marker = out / ".qmsnb-demo"
     if out.exists() and any(out.iterdir()) and not marker.is_file():
         raise QmsnbError("error.demo.not_empty", folder=str(out))
+    # The demo registers go into the records store only when they are the project's
+    # registers, and never into a store holding anything but earlier demo data.
+    seed = (out / "registers").resolve() == params.registers_dir.resolve()
+    if seed and store_exists(params):
+        with open_store(params) as store:
+            if store.holds_entries() and not store.is_demo_only():
+                from qmsnb.exceptions import RecordsError
+
+                raise RecordsError("error.records.not_demo", url=store.display_url)
     spec = demo.DemoSpec(
         end=args.end, months=args.months, calls_per_month=args.calls_per_month,
         seed=args.seed, calls_format=args.calls_format,
@@ -73,6 +84,11 @@ def run_demo(args: argparse.Namespace) -> int:
     files = demo.build(params, out, spec)
     io.write_text(marker, "Written by `qmsnb demo`; safe to regenerate.\n")
     print(t("demo.done", args.msg_lang, count=len(files), folder=str(out), end=args.end))
+    if seed:
+        counts = demo.seed_store(params, params.registers_dir)
+        with open_store(params) as store:
+            url = store.display_url
+        print(t("demo.store", args.msg_lang, count=sum(counts.values()), url=url))
     return 0
 
 
@@ -152,6 +168,50 @@ def run_lab(args: argparse.Namespace) -> int:
 @command("lab", "cli.lab")
 def _lab_args(p: argparse.ArgumentParser) -> None:
     return None
+
+
+# ---------------------------------------------------------------------------
+# records
+# ---------------------------------------------------------------------------
+def run_records(args: argparse.Namespace) -> int:
+    from qmsnb.records import open_store
+
+    params = _params(args)
+    lang = args.msg_lang
+    with open_store(params) as store:
+        if args.action == "import":
+            result = store.import_table(args.register, Path(args.file), args.who, args.reason)
+            print(t("records.imported", lang, register=args.register, file=args.file,
+                    inserted=len(result.inserted), updated=len(result.updated),
+                    unchanged=len(result.unchanged)))
+        elif args.action == "export":
+            path = store.export_excel(args.register, Path(args.file), lang=args.lang or lang,
+                                      with_history=args.history)
+            print(t("records.exported", lang, register=args.register, file=str(path),
+                    count=len(store.frame(args.register))))
+        else:
+            print(store.display_url)
+            for register, count in store.counts().items():
+                print(t("records.status_line", lang, register=register, count=count))
+    return 0
+
+
+@command("records", "cli.records")
+def _records_args(p: argparse.ArgumentParser) -> None:
+    import getpass
+
+    sub = p.add_subparsers(dest="action", required=True)
+    imp = sub.add_parser("import", help="import a register from an XLSX/CSV file (one transaction)")
+    imp.add_argument("register", help="register id, e.g. findings")
+    imp.add_argument("file")
+    imp.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
+                     help="who is importing (kept in the history)")
+    imp.add_argument("--reason", help="why (kept in the history)")
+    exp = sub.add_parser("export", help="export a register to XLSX (formulas neutralised)")
+    exp.add_argument("register")
+    exp.add_argument("file")
+    exp.add_argument("--history", action="store_true", help="add a sheet with every change")
+    sub.add_parser("status", help="where the store is and how many records each register holds")
 
 
 def build_parser() -> argparse.ArgumentParser:

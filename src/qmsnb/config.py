@@ -10,6 +10,10 @@ Three files make up the parameters of one quality office:
 * ``batch.yaml``: the batch plan (which notebooks run per department and which once
   for the whole organisation), engine, workers and timeouts.
 
+Optional files (:data:`OPTIONAL_FILES`) give their defaults when absent and are
+parsed as strictly when present: ``audit.yaml`` (internal auditors and their
+competences, the audit-frequency rules, declared changes).
+
 Unknown keys, bad values and references to unknown departments, datasets or
 notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -197,6 +201,98 @@ _FILES: dict[str, type[_Model]] = {
 }
 
 
+# ---------------------------------------------------------------------------
+# Optional files: absent → the model's defaults; present → parsed as strictly.
+# ---------------------------------------------------------------------------
+class Auditor(_Model):
+    """An internal auditor: who, from which department, competent for what.
+
+    ``competences`` lists process ids (``C3``), process categories of the register
+    (``customer``, ``support``, ``management``) or ``"*"`` for every process.
+    """
+
+    name: str = Field(min_length=1)
+    department: str
+    competences: tuple[str, ...] = ("*",)
+    max_per_month: int = Field(default=2, ge=1, le=31)
+
+    def competent_for(self, process_id: str, category: str = "") -> bool:
+        """Whether the auditor may audit ``process_id`` (of register ``category``)."""
+        return bool({"*", process_id, category} & set(self.competences) - {""})
+
+
+class FrequencyRules(_Model):
+    """How many audits a year a process × department gets, and why.
+
+    ``base`` by the process's importance in the register, plus: findings in the
+    look-back window (each major / minor nonconformity, capped), an indicator of
+    the process in early warning / special support for the department, complaints
+    of the department rising beyond ``complaint_rise_percent`` over the mean of the
+    previous ``complaint_months`` months (customer-facing processes), and a change
+    declared in ``changes`` within the look-back window. Capped at ``maximum``.
+    """
+
+    base: dict[Literal["A", "B", "C", "D"], int] = {"A": 4, "B": 2, "C": 1, "D": 1}
+    major: int = Field(default=2, ge=0)
+    minor: int = Field(default=1, ge=0)
+    findings_cap: int = Field(default=3, ge=0)
+    kpi_warning: int = Field(default=1, ge=0)
+    kpi_support: int = Field(default=2, ge=0)
+    complaint_rise: int = Field(default=1, ge=0)
+    complaint_rise_percent: float = Field(default=20.0, ge=0)
+    complaint_months: int = Field(default=3, ge=1, le=12)
+    change: int = Field(default=1, ge=0)
+    lookback_months: int = Field(default=12, ge=1, le=36)
+    maximum: int = Field(default=12, ge=1, le=12)
+
+    @field_validator("base")
+    @classmethod
+    def _every_grade(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = {"A", "B", "C", "D"} - set(value)
+        if missing:
+            raise ValueError(f"base needs a frequency for importance {', '.join(sorted(missing))}")
+        if any(v < 1 or v > 12 for v in value.values()):
+            raise ValueError("base frequencies are audits per year, 1 to 12")
+        return value
+
+
+class PlannedChange(_Model):
+    """A change to a process or department that calls for an earlier audit (ISO 9001 6.3)."""
+
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    process: str | None = None
+    department: str | None = None
+    description: Names
+
+
+class AuditParams(_Model):
+    """``audit.yaml`` (optional): auditors, frequency rules, declared changes."""
+
+    auditors: tuple[Auditor, ...] = ()
+    frequency: FrequencyRules = FrequencyRules()
+    changes: tuple[PlannedChange, ...] = ()
+    action_due_soon_days: int = Field(default=14, ge=1, le=120)
+
+    @field_validator("auditors")
+    @classmethod
+    def _unique(cls, value: tuple[Auditor, ...]) -> tuple[Auditor, ...]:
+        names = [a.name for a in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"auditor listed twice: {', '.join(dupes)}")
+        return value
+
+    def auditor(self, name: str) -> Auditor | None:
+        """The listed auditor called ``name`` (None when not listed)."""
+        return next((a for a in self.auditors if a.name == name.strip()), None)
+
+
+#: Optional parameter files: file name → model. Absent → the model's defaults.
+OPTIONAL_FILES: dict[str, type[_Model]] = {
+    "audit.yaml": AuditParams,
+}
+
+
 @dataclass(frozen=True)
 class Params:
     """All parameters of one quality office, with the folder they came from."""
@@ -206,6 +302,13 @@ class Params:
     organisation: Organisation
     catalogue: KpiCatalogue
     batch: BatchPlan
+    #: Parsed optional files (:data:`OPTIONAL_FILES`) by file name.
+    optional: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audit(self) -> AuditParams:
+        """``audit.yaml``: auditors, frequency rules, declared changes (defaults if absent)."""
+        return self.optional.get("audit.yaml") or AuditParams()
 
     # -- lookups ---------------------------------------------------------------
     @cached_property
@@ -242,8 +345,14 @@ class Params:
                 for name in (sub_id, names.zh, names.en):
                     subcategories[name] = sub_id
                     subcategories[name.lower()] = sub_id
+        scopes = {**self.department_aliases}
+        for name in (ORGANISATION, "全组织", "公司", "whole organisation", self.organisation.name.zh,
+                     self.organisation.name.en):
+            scopes[name] = ORGANISATION
+            scopes[name.lower()] = ORGANISATION
         return {
             "departments": self.department_aliases,
+            "scopes": scopes,
             "complaint_categories": categories,
             "complaint_subcategories": subcategories,
         }
@@ -262,9 +371,11 @@ class Params:
             ) from None
 
     def department_name(self, dept_id: str, lang: str) -> str:
-        """The department's name, or the organisation's name for the org-wide scope."""
+        """The department's name, or "whole organisation" for the org-wide scope."""
         if dept_id == ORGANISATION:
-            return self.organisation.name(lang)
+            from qmsnb.i18n import t
+
+            return t("scope.organisation", lang)
         return self.department(dept_id).name(lang)
 
     def path(self, relative: str) -> Path:
@@ -420,6 +531,26 @@ def _check_references(params: Params) -> None:
             )
 
 
+def _check_audit(params: Params) -> None:
+    """``audit.yaml``: auditors' and changes' departments exist."""
+    known = set(params.departments)
+    file = params.folder / "audit.yaml"
+    entries = [
+        (f"auditors[{i}] (name: {a.name}).department", a.department)
+        for i, a in enumerate(params.audit.auditors)
+    ] + [
+        (f"changes[{i}].department", c.department)
+        for i, c in enumerate(params.audit.changes)
+        if c.department is not None
+    ]
+    for key, dept in entries:
+        if dept not in known:
+            raise ConfigError(
+                "error.config.unknown_department", file=str(file), key=key, value=dept,
+                known=", ".join(sorted(known)),
+            )
+
+
 def load_params(folder: str | Path = "params", root: str | Path | None = None) -> Params:
     """Parse and cross-check the parameter files in ``folder``.
 
@@ -436,12 +567,18 @@ def load_params(folder: str | Path = "params", root: str | Path | None = None) -
     if not folder.is_dir():
         raise ConfigError("error.config.missing_folder", file=str(folder))
     parsed = {name: _parse(folder / name, model) for name, model in _FILES.items()}
+    optional = {
+        name: _parse(folder / name, model) if (folder / name).is_file() else model()
+        for name, model in OPTIONAL_FILES.items()
+    }
     params = Params(
         root=Path(root).resolve() if root is not None else folder.parent,
         folder=folder,
         organisation=parsed["organisation.yaml"],
         catalogue=parsed["kpis.yaml"],
         batch=parsed["batch.yaml"],
+        optional=optional,
     )
     _check_references(params)
+    _check_audit(params)
     return params

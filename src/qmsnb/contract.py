@@ -39,6 +39,9 @@ class Column:
         lookup: the values come from a table in params (``departments``,
             ``complaint_categories``, ``complaint_subcategories``): ids, names and
             aliases are accepted and stored as ids.
+        references: the values are keys of another register (``audit_programme``,
+            ``findings``, ...); the records store refuses a value that names no
+            record there.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Column:
     maximum: float | None = None
     aliases: tuple[str, ...] = ()
     lookup: str | None = None
+    references: str | None = None
 
     @property
     def headers(self) -> tuple[str, ...]:
@@ -364,6 +368,14 @@ OBJECTIVES = register(
             Column("kpi", "指标", "Indicator"),
             Column("department", "牵头部门", "Lead department", lookup="departments"),
             Column("supporting", "配合部门", "Supporting departments", nullable=True),
+            Column(
+                "measured_on",
+                "统计范围",
+                "Measured on",
+                nullable=True,
+                required=False,
+                lookup="scopes",
+            ),
             Column("annual_target", "年度目标", "Annual target", "float"),
             Column("q1_target", "一季度目标", "Q1 target", "float", nullable=True),
             Column("q2_target", "二季度目标", "Q2 target", "float", nullable=True),
@@ -391,7 +403,7 @@ AUDITS = register(
         description_zh="内部审核方案及实施记录(ISO 9001 9.2)。",
         columns=(
             Column("audit_id", "审核编号", "Audit ID"),
-            Column("process_id", "过程编号", "Process ID"),
+            Column("process_id", "过程编号", "Process ID", references="process_register"),
             Column("department", "受审部门", "Audited department", lookup="departments"),
             Column("planned_month", "计划月份", "Planned month", "period"),
             Column("auditor", "审核员", "Auditor"),
@@ -415,10 +427,10 @@ FINDINGS = register(
         description_zh="内部审核发现及分级。",
         columns=(
             Column("finding_id", "发现编号", "Finding ID"),
-            Column("audit_id", "审核编号", "Audit ID"),
+            Column("audit_id", "审核编号", "Audit ID", references="audit_programme"),
             Column("grade", "等级", "Grade", values=GRADES),
             Column("clause", "条款", "Clause"),
-            Column("process_id", "过程编号", "Process ID"),
+            Column("process_id", "过程编号", "Process ID", references="process_register"),
             Column("department", "部门", "Department", lookup="departments"),
             Column("statement", "不符合描述", "Statement"),
             Column("evidence", "客观证据", "Evidence", nullable=True),
@@ -440,7 +452,9 @@ ACTIONS = register(
         columns=(
             Column("action_id", "措施编号", "Action ID"),
             Column("source", "来源", "Source", values=SOURCES),
-            Column("finding_id", "发现编号", "Finding ID", nullable=True),
+            Column(
+                "finding_id", "发现编号", "Finding ID", nullable=True, references="findings"
+            ),
             Column("department", "责任部门", "Department", lookup="departments"),
             Column("description", "措施内容", "Action"),
             Column("owner", "责任人", "Owner"),

@@ -333,12 +333,20 @@ def monthly_indicators(rng: np.random.Generator, period: Period) -> pd.DataFrame
 # Registers
 # ---------------------------------------------------------------------------
 def process_register() -> pd.DataFrame:
-    """The reference register, as shipped."""
+    """The reference register, as shipped, with one gap filled.
+
+    The source row of M5 (internal audit) is cut short and names no ISO clause;
+    the demo gives it 9.2 (internal audit), so audit findings on M5 can cite a
+    clause the register names (the records store refuses any other).
+    """
     from importlib import resources
 
     path = resources.files("qmsnb") / "resources" / "process_register.csv"
     with resources.as_file(path) as real:
-        return pd.read_csv(real, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(real, dtype=str, keep_default_na=False)
+    gap = (frame["process_name"] == "内部审核") & (frame["iso_clauses"].str.strip() == "")
+    frame.loc[gap, "iso_clauses"] = "9.2;9.2.1;9.2.2"
+    return frame
 
 
 def objectives(year: int) -> pd.DataFrame:
@@ -387,6 +395,7 @@ def objectives(year: int) -> pd.DataFrame:
                 "kpi": kpi,
                 "department": dept,
                 "supporting": supp,
+                "measured_on": "organisation" if dept in ("admin", "complaints") else dept,
                 "annual_target": annual,
                 "q1_target": quarters[0],
                 "q2_target": quarters[1],
@@ -410,6 +419,18 @@ _AUDITORS = [
 ]
 
 
+def _pick_auditor(params: Params, proc: pd.Series, dept: str, turn: int) -> tuple[str, str]:
+    """In turn, an auditor from another department who is competent for the process
+    (the auditors of ``params/audit.yaml``; the built-in six without it)."""
+    listed = [
+        (a.name, a.department)
+        for a in params.audit.auditors
+        if a.competent_for(proc["process_id"], proc["category"])
+    ] or _AUDITORS
+    ring = listed[turn % len(listed):] + listed
+    return next(a for a in ring if a[1] != dept)
+
+
 def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> dict[str, pd.DataFrame]:
     """Audit programme, findings and corrective actions of the past year."""
     register = process_register()
@@ -426,7 +447,7 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
         for k in range(times):
             n_audit += 1
             month = months[(index * 5 + k * 4) % 12]
-            auditor, auditor_dept = next(a for a in _AUDITORS[(n_audit % 6):] + _AUDITORS if a[1] != dept)
+            auditor, auditor_dept = _pick_auditor(params, proc, dept, n_audit)
             done = month <= end.shift(-1) or (month == end and index % 2 == 0)
             audit_id = f"IA-{month.year}-{n_audit:03d}"
             audits.append(
@@ -562,3 +583,31 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
     return written
+
+
+def seed_store(params: Params, registers_dir: Path) -> dict[str, int]:
+    """Import the demo registers found in ``registers_dir`` into a fresh records store.
+
+    Only a store that is empty or holds nothing but earlier demo data is
+    replaced; the imported content is marked as demo data.
+
+    Returns:
+        Register → number of records imported.
+
+    Raises:
+        RecordsError: the store holds entries that are not demo data.
+    """
+    from qmsnb.contract import DATASETS, registers
+    from qmsnb.records import DEMO_USER, import_order, open_store
+
+    files = {d.id: io.find_dataset_file(registers_dir, d) for d in registers()}
+    names = import_order([name for name, path in files.items() if path is not None])
+    counts: dict[str, int] = {}
+    with open_store(params) as store:
+        store.reset_demo()
+        for name in names:
+            path = files[name]
+            assert path is not None and name in DATASETS
+            counts[name] = len(store.import_table(name, path, DEMO_USER).inserted)
+        store.mark_demo()
+    return counts

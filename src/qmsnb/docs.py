@@ -47,6 +47,8 @@ def contract_markdown() -> str:
                 allowed = ", ".join(f"`{k}` ({zh}/{en})" for k, (zh, en) in col.values.items())
             elif col.lookup:
                 allowed = f"from params: {col.lookup}"
+            elif col.references:
+                allowed = f"an id of `{col.references}`"
             if col.minimum is not None or col.maximum is not None:
                 rng = f"{col.minimum if col.minimum is not None else ''}–{col.maximum if col.maximum is not None else ''}"
                 allowed = f"{allowed} {rng}".strip()

@@ -148,9 +148,11 @@ def execute_one(
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
     socket_dir = tempfile.mkdtemp(prefix="qmsnb-kernel-")
     if kernel_manager is None:
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
 
-        km = KernelManager(
+        # nbclient notices a dead kernel only through an async manager (a blocking one
+        # with IPC transport left a crashed report hanging until the hard timeout).
+        km = AsyncKernelManager(
             kernel_name=job.kernel_name, transport="ipc", ip=os.path.join(socket_dir, "k")
         )
     else:
@@ -161,6 +163,7 @@ def execute_one(
             job.output,
             parameters=job.parameters,
             kernel_name=job.kernel_name,
+            language="python",
             km=km,
             cwd=job.cwd,
             execution_timeout=job.timeout,

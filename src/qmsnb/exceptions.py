@@ -34,7 +34,7 @@ class QmsnbError(Exception):
 
     exit_code: ExitCode = ExitCode.USER_ERROR
 
-    def __init__(self, key: str, **facts: Any) -> None:
+    def __init__(self, key: str, /, **facts: Any) -> None:
         self.key = key
         self.facts = facts
         super().__init__(self.message("en"))
@@ -65,7 +65,42 @@ class GateFailed(QmsnbError):
 
 
 class RecordsError(QmsnbError):
-    """A record could not be saved to the records store (validation or conflict)."""
+    """A record could not be saved to the records store (validation or conflict).
+
+    ``facts["field"]`` names the field at fault (when there is one). A fact may be
+    bilingual (``{"zh": "等级", "en": "Grade"}``): the message picks its language.
+    """
+
+    def message(self, lang: str) -> str:
+        from qmsnb.i18n import pick, t
+
+        facts = {
+            k: pick(v, lang) if isinstance(v, dict) and {"zh", "en"} <= set(v) else v
+            for k, v in self.facts.items()
+        }
+        return t(self.key, lang, **facts)
+
+
+class RecordsConflict(RecordsError):
+    """Someone else changed the same field of the same record since it was read."""
+
+
+class RecordsImportError(RecordsError):
+    """A row of an imported table was refused; wraps the row's own error.
+
+    The message is the row's place (file, row) followed by the row's error, in
+    the same language.
+    """
+
+    def __init__(self, inner: RecordsError, file: str, row: int) -> None:
+        self.inner = inner
+        super().__init__("error.records.import_row", **{**inner.facts, "file": file, "row": row})
+
+    def message(self, lang: str) -> str:
+        from qmsnb.i18n import t
+
+        where = t(self.key, lang, file=self.facts["file"], row=self.facts["row"])
+        return f"{where}{self.inner.message(lang)}"
 
 
 class PublishError(QmsnbError):

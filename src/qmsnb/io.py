@@ -90,6 +90,9 @@ class LoadedTable:
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
+    #: Where a table that was not read from a file came from (the records store's
+    #: ``<url>#<register>``); None for files.
+    source: str | None = None
 
     @property
     def rows(self) -> int:
@@ -609,6 +612,135 @@ def load(
             )
         return None
     return read_dataset(path, spec, params)
+
+
+def typed_frame(
+    frame: pd.DataFrame, dataset: Dataset | str, params: Params | None = None, source: str = ""
+) -> LoadedTable:
+    """Type an in-memory frame to the contract exactly as a file would be read.
+
+    Headers may be column ids, Chinese or English headers; values may be text
+    (as in a file) or Python/pandas values (dates, numbers, booleans). Problems are
+    collected in ``.problems`` like :func:`read_dataset` does; ``source`` names
+    where the frame came from in those problems.
+    """
+    dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    table = LoadedTable(dataset=dataset, path=Path(source or dataset.id), sha256="",
+                        frame=pd.DataFrame())
+    known = header_map(dataset)
+    rename = {c: known[_header_key(c)] for c in frame.columns if _header_key(c) in known}
+    raw = frame.rename(columns=rename).reset_index(drop=True)
+    table.unknown_columns = [str(c) for c in raw.columns if c not in rename.values()]
+    raw = raw[[c for c in raw.columns if c in rename.values()]].copy()
+    raw[ROW] = np.arange(1, len(raw) + 1)
+    _convert(raw, table, params)
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Spreadsheets people open: formula neutralisation and the XLSX writer
+# ---------------------------------------------------------------------------
+#: A cell text starting with one of these could run as a formula in Excel/WPS
+#: (OWASP "CSV injection"); exported text gets a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(text: str) -> str:
+    """``=1+1`` → ``'=1+1``: text that a spreadsheet would run as a formula is quoted."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def restore_formula(text: str) -> str:
+    """Undo :func:`neutralise_formula` (``'=1+1`` → ``=1+1``) when reading our own export back."""
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_STARTS):
+        return text[1:]
+    return text
+
+
+@dataclass
+class Sheet:
+    """One worksheet to write: a header row and rows of Python values.
+
+    Attributes:
+        title: sheet name (at most 31 characters; longer names are cut).
+        headers: the header row.
+        rows: the data rows (str, int, float, bool, date, datetime or None).
+        widths: column widths in characters (guessed from the content when empty).
+        title_rows: lines written above the header (e.g. an audit's heading).
+    """
+
+    title: str
+    headers: list[str]
+    rows: list[list[Any]]
+    widths: list[float] = field(default_factory=list)
+    title_rows: list[str] = field(default_factory=list)
+
+
+def _cell_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str):
+        return neutralise_formula(value)
+    return value
+
+
+def write_xlsx(path: Path, sheets: list[Sheet]) -> Path:
+    """Write worksheets atomically with openpyxl.
+
+    Every text cell goes through :func:`neutralise_formula` and is stored as text,
+    so nothing written here can run as a formula when the file is opened.
+    Dates are real Excel dates (``yyyy-mm-dd``); the header row is bold, frozen
+    and filterable.
+    """
+    import datetime as _dt
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    for sheet in sheets:
+        ws = book.create_sheet(sheet.title[:31])
+        for line in sheet.title_rows:
+            ws.append([neutralise_formula(line)])
+            ws.cell(ws.max_row, 1).font = Font(bold=True)
+        header_row = len(sheet.title_rows) + 1
+        ws.append([neutralise_formula(str(h)) for h in sheet.headers])
+        for cell in ws[header_row]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="E8F0FE")
+        for row in sheet.rows:
+            ws.append([_cell_value(v) for v in row])
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # never "f": text stays text
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+                elif isinstance(cell.value, _dt.datetime | _dt.date):
+                    cell.number_format = "yyyy-mm-dd"
+        for index, header in enumerate(sheet.headers, 1):
+            if sheet.widths and index <= len(sheet.widths):
+                width = sheet.widths[index - 1]
+            else:
+                longest = max(
+                    [len(str(header))] + [len(str(r[index - 1])) for r in sheet.rows[:200]
+                                          if index <= len(r) and r[index - 1] is not None]
+                )
+                width = min(60, max(8, longest * 1.6))
+            ws.column_dimensions[get_column_letter(index)].width = width
+        ws.freeze_panes = ws.cell(header_row + 1, 1)
+        if sheet.rows:
+            last = get_column_letter(len(sheet.headers))
+            ws.auto_filter.ref = f"A{header_row}:{last}{header_row + len(sheet.rows)}"
+    with _atomic(path, "wb") as fh:
+        book.save(fh)
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------

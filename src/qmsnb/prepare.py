@@ -10,7 +10,12 @@ status and warnings, and writes the small tables every notebook reads:
 ``prepared/<register>.parquet``
     the registers (objectives, audit programme, findings, actions, risks);
 ``prepared/meta.json``
-    the period, the input files with their sha256, the months found.
+    the period, the input files with their sha256, the months found, and the
+    records store's URL and fingerprint when registers came from it.
+
+Registers the records store keeps (:mod:`qmsnb.records`) are snapshotted from
+the store, so a report is reproducible from its prepared tables even as
+auditors keep saving; the others are read from ``registers_dir``.
 
 A month's KPI values are cached under ``<outputs>/.cache/kpi/`` keyed by the
 sha256 of its export files and of the catalogue, so re-running a month after one
@@ -200,16 +205,34 @@ def kpi_history(
 
 
 def load_registers(params: Params, strict: bool = True) -> dict[str, io.LoadedTable]:
-    """Read the registers the quality office keeps (missing ones are skipped)."""
+    """Read the registers the quality office keeps (missing ones are skipped).
+
+    A register the records store keeps is read from the store (a snapshot of its
+    current state); the others from their files in ``registers_dir``.
+    """
+    return read_registers(params, strict)[0]
+
+
+def read_registers(
+    params: Params, strict: bool = True
+) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]:
+    """:func:`load_registers` and the records store's state (url, fingerprint,
+    registers it supplied; empty without a store)."""
+    from qmsnb.records import snapshot
+
+    kept, store_info = snapshot(params)
     found: dict[str, io.LoadedTable] = {}
     for dataset in registers():
+        if dataset.id in kept:
+            found[dataset.id] = kept[dataset.id]
+            continue
         table = io.load(params.registers_dir, dataset.id, params, required=False)
         if table is None:
             continue
         if strict:
             io.raise_for_problems(table)
         found[dataset.id] = table
-    return found
+    return found, store_info
 
 
 def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
@@ -223,7 +246,7 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
-    regs = load_registers(params)
+    regs, store_info = read_registers(params)
     inputs: list[dict[str, Any]] = []
     for month in months:
         for name, entry in month["files"].items():
@@ -231,13 +254,15 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     for name, table in regs.items():
         io.write_parquet(out_dir / f"{name}.parquet", table.frame)
         inputs.append(
-            {"period": None, "dataset": name, "path": str(table.path), "sha256": table.sha256}
+            {"period": None, "dataset": name, "path": table.source or str(table.path),
+             "sha256": table.sha256}
         )
     meta = {
         "period": period,
         "months": [m["period"] for m in months if m["files"]],
         "inputs": inputs,
         "registers": sorted(regs),
+        "records_store": store_info,
     }
     io.write_json(out_dir / "meta.json", meta)
     return meta

@@ -172,11 +172,22 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
                 }
             )
         if any(cells):
+            kpis = manifest.get("kpi_summary", {}).get(scope)
+            chips = []
+            if kpis:
+                for status in ("red", "yellow", "green"):
+                    if kpis[status]:
+                        chips.append({"status": status,
+                                      "label": f"{t(f'status.{status}', lang)} {kpis[status]}"})
+                if kpis["alerts"]:
+                    chips.append({"status": "red",
+                                  "label": t("portal.alerts", lang, count=kpis["alerts"])})
             rows.append(
                 {
                     "name": params.department_name(scope, lang),
                     "is_org": scope == ORGANISATION,
                     "cells": cells,
+                    "chips": chips,
                 }
             )
     banners = list(manifest.get("banners", []))
@@ -205,7 +216,8 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
         html_lang="zh-CN" if lang == "zh" else "en",
         t=lambda key, **kw: t(key, lang, **kw),
         title=t("portal.title", lang, period=period_label(period, lang)),
-        subtitle=t("portal.subtitle", lang, org=org, run=manifest["run_id"], time=manifest["finished"]),
+        subtitle=t("portal.subtitle", lang, org=org, run=manifest["run_id"],
+                   time=manifest["finished"].replace("T", " ")[:16]),
         banners=banners,
         notebooks=notebooks,
         rows=rows,
@@ -234,7 +246,7 @@ def render_periods_index(output_dir: Path, params: Params, lang: str) -> Path:
             {
                 "href": f"{folder.name}/index.html",
                 "label": period_label(folder.name, lang),
-                "finished": manifest.get("finished", ""),
+                "finished": manifest.get("finished", "").replace("T", " ")[:16],
                 "summary": [
                     {"status": s, "label": t(f"portal.summary.{s}", lang, count=n)}
                     for s, n in counts.items()

@@ -249,7 +249,9 @@ def objective_rows(ctx: PeriodContext) -> pd.DataFrame:
     for _, obj in objectives.iterrows():
         kpi_id = resolve_kpi(ctx.params, str(obj["kpi"]))
         kpi = ctx.params.kpis.get(kpi_id) if kpi_id else None
-        values = ctx.kpi[(ctx.kpi["kpi"] == kpi_id) & (ctx.kpi["department"] == obj["department"])]
+        scope = obj.get("measured_on")
+        scope = obj["department"] if scope is None or pd.isna(scope) else scope
+        values = ctx.kpi[(ctx.kpi["kpi"] == kpi_id) & (ctx.kpi["department"] == scope)]
         target = float(obj["annual_target"])
         current = ytd(values, ctx.year, ctx.period) if kpi else float("nan")
         projected = projection(values, ctx.year, ctx.period) if kpi else float("nan")
@@ -267,6 +269,7 @@ def objective_rows(ctx: PeriodContext) -> pd.DataFrame:
             {
                 **obj.to_dict(),
                 "kpi_id": kpi_id,
+                "scope": scope,
                 "unit": kpi.unit if kpi else "",
                 "direction": kpi.direction if kpi else ">=",
                 "ytd": current,
@@ -557,7 +560,7 @@ def annual(ctx: PeriodContext) -> Section:
 
     columns = [
         Col(ctx.t("col.objective"), lambda r: escape(f"{r['objective_id']} " + (ctx.kpi_name(r["kpi_id"]) if r["kpi_id"] else str(r["kpi"])))),
-        Col(ctx.t("col.lead"), lambda r: escape(ctx.dept_name(r["department"]))),
+        Col(ctx.t("col.measured_on"), lambda r: escape(ctx.dept_name(r["scope"]))),
         Col(ctx.t("col.annual_target"), lambda r: escape(fmt_number(r["annual_target"], r["unit"], 2)), align="right"),
         *[Col(ctx.t("col.quarter", q=q), quarter(q), align="right") for q in range(1, 5)],
         Col(ctx.t("col.ytd"), lambda r: escape(fmt_number(r["ytd"], r["unit"], 2)), align="right"),

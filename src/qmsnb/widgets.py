@@ -1,0 +1,573 @@
+"""ipywidgets forms for auditors in JupyterLab: the audit workbench.
+
+``qmsnb.widgets.audit_workbench(ctx)`` shows, for one department (or all):
+
+* **Audit**: choose an audit of the programme; mark it done; plan a new audit
+  (the store refuses an auditor from the audited department or one not competent
+  for the process);
+* **Checklist**: walk the audit's checklist item by item, export it to Excel for
+  field use, start a finding from the current item;
+* **Finding**: grade, clause (the register's clauses, the process's own first),
+  statement, evidence (required for nonconformities), date;
+* **Corrective actions**: raise one for a finding (owner, due date not before the
+  finding), update status, closing date and effectiveness check.
+
+Every save goes to the records store (:mod:`qmsnb.records`); the refused ones show
+the store's message (which field and why) and save nothing; after a save the
+lists refresh. Updates carry the version the form was filled from, so a change
+someone else saved meanwhile is never silently overwritten.
+
+The forms are plain widgets with public attributes: tests set ``.value`` and call
+``.click()`` without a browser or kernel.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+
+from qmsnb.analysis import audit as audit_analysis
+from qmsnb.config import ORGANISATION
+from qmsnb.context import PeriodContext
+from qmsnb.contract import ACTION_STATUS, GRADES
+from qmsnb.display import Col, badge, escape, table
+from qmsnb.exceptions import QmsnbError, RecordsError
+from qmsnb.i18n import period_short
+from qmsnb.periods import Period
+from qmsnb.records import RecordsStore, open_store
+
+_WIDE = w.Layout(width="95%")
+_TEXT = w.Layout(width="95%", height="70px")
+
+
+def _default_who() -> str:
+    try:
+        return os.environ.get("QMSNB_USER") or getpass.getuser()
+    except Exception:  # no user database in some containers
+        return ""
+
+
+def _set_options(dropdown: w.Dropdown, options: list[Any], keep: Any = None) -> None:
+    """New options; keep the chosen value if still offered, else the first one."""
+    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    dropdown.options = options
+    dropdown.value = keep if keep in values else (values[0] if values else None)
+
+
+def _none(value: Any) -> Any:
+    """Empty text → None (so the store sees a missing value, not a blank)."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+class AuditWorkbench:
+    """The auditors' forms (see the module docstring).
+
+    Args:
+        ctx: the period context (department scope, language, KPI values).
+        store: the records store (the project's store by default).
+        who: the auditor's name recorded with every save (editable in the form).
+    """
+
+    def __init__(
+        self, ctx: PeriodContext, store: RecordsStore | None = None, who: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.store = store or open_store(ctx.params)
+        self.lang = ctx.lang
+        t = ctx.t
+        self._item = 0
+        self._items = pd.DataFrame(columns=audit_analysis.CHECKLIST_COLUMNS)
+        self._action_version: int | None = None
+        self._select: str | None = None
+        self.last_saved: str | None = None
+
+        self.message = w.HTML()
+        self.who = w.Text(
+            value=who if who is not None else _default_who(), description=t("widget.who")
+        )
+        # -- audit -------------------------------------------------------------
+        self.audit = w.Dropdown(description=t("widget.audit"), layout=_WIDE)
+        self.audit_info = w.HTML()
+        self.audit_date = w.DatePicker(description=t("widget.audit_date"), value=date.today())
+        self.mark_done = w.Button(description=t("widget.mark_done"), icon="check")
+        self.plan_process = w.Dropdown(description=t("col.process"))
+        self.plan_department = w.Dropdown(description=t("col.department"))
+        self.plan_month = w.Text(
+            description=t("widget.month"), value=str(Period.parse(ctx.period).shift(1))
+        )
+        self.plan_auditor = w.Dropdown(description=t("audit.col.auditor"))
+        self.plan_button = w.Button(description=t("widget.plan"), icon="calendar")
+        # -- checklist -----------------------------------------------------------
+        self.item_view = w.HTML()
+        self.previous_item = w.Button(description=t("widget.previous"), icon="arrow-left")
+        self.next_item = w.Button(description=t("widget.next"), icon="arrow-right")
+        self.use_item = w.Button(description=t("widget.use_item"), icon="pencil")
+        self.export_path = w.Text(description=t("widget.export_to"), layout=_WIDE)
+        self.export_button = w.Button(description=t("widget.export"), icon="download")
+        self.checklist_view = w.HTML()
+        # -- finding -------------------------------------------------------------
+        self.grade = w.Dropdown(
+            description=t("audit.col.grade"),
+            options=[(audit_analysis.grade_label(self.lang, g), g) for g in GRADES],
+        )
+        self.clause = w.Dropdown(description=t("col.clause"))
+        self.statement = w.Textarea(description=t("audit.col.statement"), layout=_TEXT)
+        self.evidence = w.Textarea(description=t("widget.evidence"), layout=_TEXT)
+        self.found_on = w.DatePicker(description=t("audit.col.found_on"), value=date.today())
+        self.save_finding = w.Button(
+            description=t("widget.save_finding"), icon="save", button_style="primary"
+        )
+        self.findings_view = w.HTML()
+        # -- actions -------------------------------------------------------------
+        self.action_finding = w.Dropdown(description=t("audit.col.finding"))
+        self.action_description = w.Textarea(description=t("audit.col.description"), layout=_TEXT)
+        self.action_owner = w.Text(description=t("audit.col.owner"))
+        self.action_raised = w.DatePicker(description=t("widget.raised_on"), value=date.today())
+        self.action_due = w.DatePicker(description=t("audit.col.due"))
+        self.raise_action = w.Button(
+            description=t("widget.raise_action"), icon="plus", button_style="primary"
+        )
+        self.action_pick = w.Dropdown(description=t("audit.col.action"))
+        self.action_status = w.Dropdown(
+            description=t("col.status"),
+            options=[(zh if self.lang == "zh" else en, s) for s, (zh, en) in ACTION_STATUS.items()],
+        )
+        self.action_closed_on = w.DatePicker(description=t("widget.closed_on"))
+        self.action_effectiveness = w.Textarea(description=t("widget.effectiveness"), layout=_TEXT)
+        self.update_action = w.Button(description=t("widget.update_action"), icon="save")
+        self.actions_view = w.HTML()
+
+        self.audit.observe(lambda _: self._audit_changed(), names="value")
+        self.plan_process.observe(lambda _: self._plan_departments(), names="value")
+        self.plan_department.observe(lambda _: self._plan_auditors(), names="value")
+        self.action_pick.observe(lambda _: self._action_changed(), names="value")
+        self.mark_done.on_click(lambda _: self._save(self._mark_done))
+        self.plan_button.on_click(lambda _: self._save(self._plan))
+        self.previous_item.on_click(lambda _: self._walk(-1))
+        self.next_item.on_click(lambda _: self._walk(1))
+        self.use_item.on_click(lambda _: self._use_item())
+        self.export_button.on_click(lambda _: self._save(self._export))
+        self.save_finding.on_click(lambda _: self._save(self._finding))
+        self.raise_action.on_click(lambda _: self._save(self._raise_action))
+        self.update_action.on_click(lambda _: self._save(self._update_action))
+
+        self.widget = self._layout()
+        self.refresh()
+
+    # -- data -------------------------------------------------------------------
+    def _frame(self, register: str) -> pd.DataFrame:
+        """A register from the store when it keeps it, else the prepared snapshot."""
+        if register in self.store.registers():
+            return self.store.frame(register)
+        return audit_analysis.register_frame(self.ctx, register)
+
+    def _scope(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.ctx.department == ORGANISATION or frame.empty:
+            return frame
+        return frame[frame["department"] == self.ctx.department]
+
+    @property
+    def current_audit(self) -> dict[str, Any] | None:
+        """The chosen audit's record (None when there is none)."""
+        audits = self._frame("audit_programme")
+        hit = audits[audits["audit_id"] == self.audit.value]
+        return hit.iloc[0].to_dict() if len(hit) else None
+
+    # -- refresh ------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload the lists from the store (after every save)."""
+        t = self.ctx.t
+        audits = self._scope(self._frame("audit_programme"))
+        audits = audits.sort_values(
+            ["planned_month", "audit_id"], ascending=[False, True], kind="stable"
+        )
+        processes = self._frame("process_register")
+        self._processes = processes
+        options = [
+            (
+                f"{r.audit_id} · {r.process_id} · {self.ctx.dept_name(r.department)} · "
+                f"{period_short(r.planned_month, self.lang)} · "
+                f"{audit_analysis.audit_status_label(self.lang, r.status)}",
+                r.audit_id,
+            )
+            for r in audits.itertuples()
+        ]
+        chosen = self._select or self.audit.value
+        self._select: str | None = None
+        _set_options(self.audit, options, chosen)
+        _set_options(
+            self.plan_process,
+            [(f"{r.process_id} {r.process_name}", r.process_id) for r in processes.itertuples()],
+            self.plan_process.value,
+        )
+        self._audit_changed()
+        if not options:
+            self._say("info", t("widget.no_audits"))
+
+    def _plan_departments(self) -> None:
+        pairs = audit_analysis.process_departments(
+            self._processes, self.ctx.params.department_aliases
+        )
+        depts = pairs.loc[pairs["process_id"] == self.plan_process.value, "department"].tolist()
+        if self.ctx.department != ORGANISATION:
+            depts = [d for d in depts if d == self.ctx.department] or [self.ctx.department]
+        _set_options(
+            self.plan_department,
+            [(self.ctx.dept_name(d), d) for d in depts],
+            self.plan_department.value,
+        )
+        self._plan_auditors()
+
+    def _plan_auditors(self) -> None:
+        auditors = self.ctx.params.audit.auditors
+        _set_options(
+            self.plan_auditor,
+            [(f"{a.name}({self.ctx.dept_name(a.department)})", a.name) for a in auditors],
+            self.plan_auditor.value,
+        )
+
+    def _audit_changed(self) -> None:
+        t = self.ctx.t
+        record = self.current_audit
+        if record is None:
+            self.audit_info.value = ""
+            self._items = pd.DataFrame(columns=audit_analysis.CHECKLIST_COLUMNS)
+            self._show_item()
+            self.findings_view.value = ""
+            self.actions_view.value = ""
+            _set_options(self.action_finding, [])
+            _set_options(self.action_pick, [])
+            return
+        label = audit_analysis.process_label(self.ctx, record["process_id"], self._processes)
+        self.audit_info.value = (
+            f"<b>{escape(record['audit_id'])}</b> · "
+            f"{escape(label)}"
+            f" · {escape(self.ctx.dept_name(record['department']))} · "
+            f"{escape(t('audit.col.auditor'))} {escape(record['auditor'])} · "
+            f"{escape(audit_analysis.audit_status_label(self.lang, record['status']))}"
+        )
+        _set_options(
+            self.clause,
+            audit_analysis.register_clause_options(self._processes, str(record["process_id"])),
+            self.clause.value,
+        )
+        self._items = audit_analysis.audit_checklist(self.ctx, record)
+        self._item = 0
+        self._show_item()
+        self.checklist_view.value = str(audit_analysis.checklist_table(self.ctx, self._items))
+        self.export_path.value = str(
+            self.ctx.params.output_dir / "checklists" / f"{record['audit_id']}.xlsx"
+        )
+        findings = self._frame("findings")
+        findings = findings[findings["audit_id"] == record["audit_id"]]
+        self.findings_view.value = str(self._findings_table(findings))
+        # the newest finding is preselected: actions are raised right after a finding
+        _set_options(
+            self.action_finding,
+            [
+                (
+                    f"{r.finding_id} · {audit_analysis.grade_label(self.lang, r.grade)}"
+                    f" · {r.clause}",
+                    r.finding_id,
+                )
+                for r in findings.itertuples()
+            ],
+            self.last_saved
+            if self.last_saved in set(findings["finding_id"])
+            else (findings["finding_id"].iloc[-1] if len(findings) else None),
+        )
+        actions = self._frame("actions")
+        actions = actions[actions["finding_id"].isin(list(findings["finding_id"]))]
+        aged = audit_analysis.action_ageing(
+            actions, date.today(), self.ctx.params.audit.action_due_soon_days
+        )
+        self.actions_view.value = str(self._actions_table(aged))
+        _set_options(
+            self.action_pick,
+            [(f"{r.action_id} · {r.description}", r.action_id) for r in actions.itertuples()],
+            self.last_saved
+            if self.last_saved in set(actions["action_id"])
+            else self.action_pick.value,
+        )
+        self._action_changed()
+
+    def _action_changed(self) -> None:
+        if not self.action_pick.value:
+            self._action_version = None
+            return
+        record = self.store.get("actions", self.action_pick.value)
+        self._action_version = record.version
+        self.action_status.value = record["status"]
+        self.action_closed_on.value = (
+            date.fromisoformat(record["closed_on"]) if record.get("closed_on") else None
+        )
+        self.action_effectiveness.value = record.get("effectiveness") or ""
+
+    # -- checklist walk -------------------------------------------------------------
+    def _walk(self, step: int) -> None:
+        if len(self._items):
+            self._item = max(0, min(len(self._items) - 1, self._item + step))
+        self._show_item()
+
+    def _show_item(self) -> None:
+        t = self.ctx.t
+        if not len(self._items):
+            self.item_view.value = escape(t("widget.no_checklist"))
+            return
+        row = self._items.iloc[self._item]
+        mark = f" {badge(row['status'], t('status.' + row['status']))}" if row["status"] else ""
+        self.item_view.value = (
+            f"<p><b>{self._item + 1} / {len(self._items)} · "
+            f"{escape(t('audit.section.' + row['section']))}</b></p>"
+            f"<p>{escape(row['item'])}{mark}</p>"
+            f"<p><i>{escape(row['reference'])}</i></p><p>{escape(row['prompt'])}</p>"
+        )
+
+    @property
+    def current_item(self) -> dict[str, Any] | None:
+        """The checklist item being looked at."""
+        return self._items.iloc[self._item].to_dict() if len(self._items) else None
+
+    def _use_item(self) -> None:
+        item = self.current_item
+        if item is None:
+            return
+        if item["section"] == "clauses" and item["item"] in self.clause.options:
+            self.clause.value = item["item"]
+        label = self.ctx.t("audit.section." + item["section"])
+        self.statement.value = (
+            f"{label}:{item['item']}" if self.lang == "zh" else (f"{label}: {item['item']}")
+        )
+
+    # -- saving -------------------------------------------------------------------
+    def _say(self, kind: str, text: str) -> None:
+        colour = {"ok": "#2e7d32", "error": "#c62828", "info": "#1a73e8"}[kind]
+        self.message.value = (
+            f'<div style="border-left:5px solid {colour};padding:4px 10px">{escape(text)}</div>'
+        )
+
+    def _save(self, action: Any) -> None:
+        try:
+            text = action()
+        except RecordsError as exc:
+            self._say("error", exc.message(self.lang))
+            return
+        except QmsnbError as exc:
+            self._say("error", exc.message(self.lang))
+            return
+        self.refresh()
+        self._say("ok", text)
+
+    def _mark_done(self) -> str:
+        record = self.current_audit
+        if record is None:
+            raise RecordsError("error.records.no_audit")
+        self.store.update(
+            "audit_programme",
+            record["audit_id"],
+            {"status": "done", "audit_date": self.audit_date.value},
+            self.who.value,
+            reason=self.ctx.t("widget.reason_done"),
+        )
+        return self.ctx.t("widget.saved_audit", audit=record["audit_id"])
+
+    def _plan(self) -> str:
+        name = self.plan_auditor.value
+        listed = self.ctx.params.audit.auditor(name) if name else None
+        new_id = self.store.insert(
+            "audit_programme",
+            {
+                "process_id": self.plan_process.value,
+                "department": self.plan_department.value,
+                "planned_month": self.plan_month.value,
+                "auditor": name,
+                "auditor_department": listed.department if listed else None,
+                "status": "planned",
+            },
+            self.who.value,
+        )
+        self._select = new_id
+        return self.ctx.t("widget.saved_plan", audit=new_id)
+
+    def _export(self) -> str:
+        record = self.current_audit
+        if record is None:
+            return ""
+        path = audit_analysis.export_checklist(self.ctx, record, Path(self.export_path.value))
+        return self.ctx.t("widget.exported", file=str(path))
+
+    def _finding(self) -> str:
+        record = self.current_audit
+        if record is None:
+            raise RecordsError("error.records.no_audit")
+        new_id = self.store.insert(
+            "findings",
+            {
+                "audit_id": record["audit_id"],
+                "grade": self.grade.value,
+                "clause": self.clause.value,
+                "process_id": record["process_id"],
+                "department": record["department"],
+                "statement": _none(self.statement.value),
+                "evidence": _none(self.evidence.value),
+                "auditor": record["auditor"],
+                "found_on": self.found_on.value,
+            },
+            self.who.value,
+        )
+        self.statement.value = ""
+        self.evidence.value = ""
+        self.last_saved = new_id
+        return self.ctx.t("widget.saved_finding", finding=new_id)
+
+    def _raise_action(self) -> str:
+        record = self.current_audit
+        if record is None:
+            raise RecordsError("error.records.no_audit")
+        finding = self.action_finding.value
+        new_id = self.store.insert(
+            "actions",
+            {
+                "source": "audit",
+                "finding_id": finding,
+                "department": record["department"],
+                "description": _none(self.action_description.value),
+                "owner": _none(self.action_owner.value),
+                "raised_on": self.action_raised.value,
+                "due_date": self.action_due.value,
+                "status": "open",
+            },
+            self.who.value,
+        )
+        self.action_description.value = ""
+        self.last_saved = new_id
+        return self.ctx.t("widget.saved_action", action=new_id)
+
+    def _update_action(self) -> str:
+        action_id = self.action_pick.value
+        if not action_id:
+            return ""
+        self.store.update(
+            "actions",
+            action_id,
+            {
+                "status": self.action_status.value,
+                "closed_on": self.action_closed_on.value,
+                "effectiveness": _none(self.action_effectiveness.value),
+            },
+            self.who.value,
+            expected_version=self._action_version,
+        )
+        return self.ctx.t("widget.saved_action", action=action_id)
+
+    # -- views --------------------------------------------------------------------
+    def _findings_table(self, findings: pd.DataFrame) -> Any:
+        t = self.ctx.t
+        if findings.empty:
+            return escape(t("widget.no_findings"))
+        columns = [
+            Col(t("audit.col.finding"), key="finding_id"),
+            Col(
+                t("audit.col.grade"),
+                lambda r: badge(
+                    audit_analysis.GRADE_STATUS[r["grade"]],
+                    audit_analysis.grade_label(self.lang, r["grade"]),
+                ),
+            ),
+            Col(t("col.clause"), key="clause"),
+            Col(t("audit.col.statement"), key="statement"),
+            Col(t("widget.evidence"), key="evidence"),
+            Col(t("audit.col.found_on"), lambda r: escape(audit_analysis.date_text(r["found_on"]))),
+        ]
+        return table(findings, columns)
+
+    def _actions_table(self, actions: pd.DataFrame) -> Any:
+        t = self.ctx.t
+        if actions.empty:
+            return escape(t("widget.no_actions"))
+        columns = [
+            Col(t("audit.col.action"), key="action_id"),
+            Col(t("audit.col.finding"), key="finding_id"),
+            Col(t("audit.col.description"), key="description"),
+            Col(t("audit.col.owner"), key="owner"),
+            Col(t("audit.col.due"), lambda r: escape(audit_analysis.date_text(r["due_date"]))),
+            Col(t("audit.col.rag"), lambda r: badge(r["rag"], t(f"audit.rag.{r['rag']}"))),
+        ]
+        return table(actions, columns)
+
+    def _layout(self) -> w.Widget:
+        t = self.ctx.t
+        audit_box = w.VBox(
+            [
+                self.audit,
+                self.audit_info,
+                w.HBox([self.audit_date, self.mark_done]),
+                w.HTML(f"<h4>{escape(t('widget.plan_title'))}</h4>"),
+                w.HBox([self.plan_process, self.plan_department]),
+                w.HBox([self.plan_month, self.plan_auditor, self.plan_button]),
+            ]
+        )
+        checklist_box = w.VBox(
+            [
+                self.item_view,
+                w.HBox([self.previous_item, self.next_item, self.use_item]),
+                w.HBox([self.export_path, self.export_button]),
+                self.checklist_view,
+            ]
+        )
+        finding_box = w.VBox(
+            [
+                self.grade,
+                self.clause,
+                self.statement,
+                self.evidence,
+                self.found_on,
+                self.save_finding,
+                w.HTML(f"<h4>{escape(t('audit.findings'))}</h4>"),
+                self.findings_view,
+            ]
+        )
+        action_box = w.VBox(
+            [
+                w.HTML(f"<h4>{escape(t('widget.raise_title'))}</h4>"),
+                self.action_finding,
+                self.action_description,
+                self.action_owner,
+                self.action_raised,
+                self.action_due,
+                self.raise_action,
+                w.HTML(f"<h4>{escape(t('widget.update_title'))}</h4>"),
+                self.action_pick,
+                self.action_status,
+                self.action_closed_on,
+                self.action_effectiveness,
+                self.update_action,
+                self.actions_view,
+            ]
+        )
+        tabs = w.Tab(children=[audit_box, checklist_box, finding_box, action_box])
+        for index, key in enumerate(
+            ("widget.tab_audit", "widget.tab_checklist", "widget.tab_finding", "widget.tab_actions")
+        ):
+            tabs.set_title(index, t(key))
+        return w.VBox([self.who, self.message, tabs])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def audit_workbench(
+    ctx: PeriodContext, store: RecordsStore | None = None, who: str | None = None
+) -> AuditWorkbench:
+    """The auditors' workbench for ``ctx`` (displays itself in a notebook)."""
+    return AuditWorkbench(ctx, store=store, who=who)

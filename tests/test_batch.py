@@ -1,0 +1,167 @@
+"""The batch end to end: real notebooks, a real kernel, real HTML in a real browser."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from qmsnb.batch import STAGING, plan, run_batch
+from qmsnb.config import load_params
+from qmsnb.exceptions import ExitCode, UsageError
+from qmsnb.publish import external_references
+from tests.browser import open_offline
+
+pytestmark = pytest.mark.slow
+
+
+def _tree_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_plan_covers_departments_and_organisation(params) -> None:
+    pairs = plan(params, "2026-10")
+    assert ("quality_objectives", "organisation") in pairs
+    assert {scope for _, scope in pairs} == {"organisation", *params.departments}
+    admin = plan(params, "2026-10", departments=["admin"])
+    assert ("quality_objectives", "admin") in admin and {s for _, s in admin} == {"admin"}
+    assert plan(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"]) == [
+        ("quality_objectives", "admin")
+    ]
+    with pytest.raises(UsageError):
+        plan(params, "2026-10", departments=["sales"])
+    with pytest.raises(UsageError):
+        plan(params, "2026-10", notebooks=["nope"])
+
+
+@pytest.fixture(scope="module")
+def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One real batch run for one department and the organisation."""
+    root = tmp_path_factory.mktemp("built") / "project"
+    shutil.copytree(demo_project, root)
+    params = load_params(root / "params")
+    inputs_before = _tree_hashes(params.data_dir)
+    result = run_batch(params, "2026-10", departments=["hotline_ops", "organisation"],
+                       notebooks=["quality_objectives"], jobs=2)
+    return root, params, result, inputs_before
+
+
+def test_batch_builds_reports_manifest_and_portal(built) -> None:
+    root, params, result, inputs_before = built
+    assert result.exit_code == ExitCode.OK
+    assert {(r["department"], r["status"]) for r in result.reports} == {
+        ("hotline_ops", "ok"), ("organisation", "ok")
+    }
+    folder = root / "outputs" / "2026-10"
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["period"] == "2026-10"
+    assert len(manifest["months"]) == 12
+    calls = [i for i in manifest["inputs"] if i["dataset"] == "calls" and i["period"] == "2026-10"]
+    assert calls and calls[0]["sha256"] == hashlib.sha256(Path(calls[0]["path"]).read_bytes()).hexdigest()
+    assert manifest["versions"]["papermill"]
+    # the executed notebook is kept, with the injected parameters
+    nb = nbformat.read(folder / "hotline_ops" / "quality_objectives.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'department = "hotline_ops"' in injected[0].source
+    # the report: no code, no CDN, one shared plotly.js
+    html = (folder / "hotline_ops" / "quality_objectives.html").read_text(encoding="utf-8")
+    assert "qmsnb.open_period" not in html and "import qmsnb" not in html
+    assert external_references(html) == []
+    assert "cdn.jsdelivr" not in html and "require.js" not in html
+    assert '<script src="../assets/plotly.min.js">' in html
+    assert (folder / "assets" / "plotly.min.js").is_file()
+    assert len(html) < 1_500_000  # plotly.js is shared, not inlined
+    # the story of the demo reaches the report
+    assert "VIP用户日接通率(账期)" in html and "专项帮扶" in html
+    assert (root / "outputs" / "index.html").is_file()
+    assert _tree_hashes(params.data_dir) == inputs_before
+    assert not any((root / "outputs" / STAGING).iterdir())
+
+
+@pytest.mark.browser
+def test_portal_and_report_render_offline(built, browser, tmp_path: Path) -> None:
+    root, _, _, _ = built
+    folder = root / "outputs" / "2026-10"
+    portal = open_offline(browser, folder / "index.html")
+    assert portal.console_errors == [] and portal.page_errors == []
+    assert portal.blocked_requests == []
+    links = portal.page.locator("table.grid a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert "hotline_ops/quality_objectives.html" in links
+    report = open_offline(browser, folder / "hotline_ops" / "quality_objectives.html",
+                          screenshot=tmp_path / "report.png")
+    assert report.console_errors == [] and report.page_errors == []
+    assert report.blocked_requests == []
+    # plotly drew its charts: an svg per figure with data traces
+    plots = report.page.locator(".js-plotly-plot")
+    assert plots.count() >= 2
+    assert report.page.locator(".js-plotly-plot .scatterlayer .trace").count() > 10
+    assert report.page.locator("table.qm-table").count() >= 3
+    assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Path) -> None:
+    params_dir = project / "params"
+    broken = nbformat.v4.new_notebook()
+    broken.cells = [
+        nbformat.v4.new_code_cell('period = ""\ndepartment = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('raise ValueError("export looked wrong")'),
+    ]
+    nbformat.write(broken, project / "notebooks" / "broken.ipynb")
+    with (params_dir / "batch.yaml").open("a", encoding="utf-8") as fh:
+        fh.write(
+            "  - id: broken\n    path: notebooks/broken.ipynb\n"
+            "    title: {zh: 坏报告, en: Broken report}\n    scope: [organisation]\n"
+        )
+    params = load_params(params_dir)
+    result = run_batch(params, "2026-10", departments=["organisation"],
+                       notebooks=["quality_objectives", "broken"], jobs=2)
+    status = {r["notebook"]: r for r in result.reports}
+    assert status["quality_objectives"]["status"] == "ok"
+    assert status["broken"]["status"] == "failed"
+    assert "ValueError: export looked wrong" in status["broken"]["error"]
+    assert result.exit_code == ExitCode.REPORTS_FAILED
+    folder = project / "outputs" / "2026-10"
+    executed = nbformat.read(folder / "organisation" / "broken.ipynb", as_version=4)
+    assert any("An Exception was encountered" in "".join(c.source) for c in executed.cells)
+    portal = (folder / "index.html").read_text(encoding="utf-8")
+    assert "organisation/broken.ipynb" in portal and "export looked wrong" in portal
+
+
+def test_interrupted_run_leaves_previous_output_untouched(project: Path) -> None:
+    params = load_params(project / "params")
+    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    before = _tree_hashes(first.folder)
+
+    def interrupt(staging: Path) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1,
+                  before_swap=interrupt)
+    assert _tree_hashes(first.folder) == before
+    assert not any((project / "outputs" / STAGING).iterdir())
+
+
+def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(project: Path) -> None:
+    params = load_params(project / "params")
+    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    good_html = (first.folder / "admin" / "quality_objectives.html").read_bytes()
+    # break the notebook, run again: the report fails, its previous good version is carried over
+    source = project / "notebooks" / "quality_objectives.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell("1 / 0"))
+    nbformat.write(nb, source)
+    second = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    report = second.reports[0]
+    assert report["status"] == "failed" and report["previous"] == "admin/quality_objectives.previous.html"
+    assert (second.folder / report["previous"]).read_bytes() == good_html
+    archived = project / "outputs" / ".archive" / "2026-10" / first.run_id
+    assert (archived / "admin" / "quality_objectives.html").read_bytes() == good_html

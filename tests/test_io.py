@@ -1,0 +1,157 @@
+"""The loader: encodings, header mapping, conversions, problems with row numbers."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qmsnb import io
+from qmsnb.config import Params
+from qmsnb.contract import DATASETS
+from qmsnb.exceptions import DataError
+
+CALLBACKS_ZH = "任务编号,派发时间,执行部门,回访类型,是否完成,回访成功,完成时间\r\n"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_gb18030_csv_with_chinese_headers(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "callbacks.csv"
+    text = CALLBACKS_ZH + "R1,2026-10-02 09:00,服监中心,装移修回访,是,否,2026-10-02 11:00\r\n"
+    path.write_bytes(text.encode("gb18030"))
+    before = _sha(path)
+    table = io.read_dataset(path, "callbacks", params)
+    assert table.encoding == "GB18030"
+    row = table.frame.iloc[0]
+    assert row["department"] == "service_supervision"
+    assert row["task_type"] == "install_repair"
+    assert bool(row["completed"]) is True and bool(row["reached"]) is False
+    assert row["created_at"] == pd.Timestamp("2026-10-02 09:00")
+    assert table.problems == []
+    assert _sha(path) == before  # inputs are never touched
+
+
+def test_utf8_bom_title_rows_and_percent_text(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "monthly_indicators.csv"
+    text = (
+        "2026年10月 月度指标汇总,,,,,\r\n"
+        ",,,,,\r\n"
+        "月份,部门,指标,分子,分母,指标值\r\n"
+        "2026年10月,行政部,供方一次交验合格率,\"1,045\",\"1,100\",95.0%\r\n"
+    )
+    path.write_bytes(text.encode("utf-8-sig"))
+    table = io.read_dataset(path, "monthly_indicators", params)
+    assert table.encoding == "UTF-8-BOM"
+    assert table.header_row == 3
+    assert ("note.title_rows", {"rows": 2}) in table.notes
+    assert ("note.percent_text", {"column": "value"}) in table.notes
+    row = table.frame.iloc[0]
+    assert row["period"] == "2026-10"
+    assert row["indicator"] == "supplier_first_pass"
+    assert row["numerator"] == 1045 and row["denominator"] == 1100 and row["value"] == 95.0
+    assert row[io.ROW] == 4
+
+
+def test_full_width_digits_and_cjk_dates(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "callbacks.csv"
+    text = CALLBACKS_ZH + "R２,2026年10月3日,服监中心,服务回访,１,１,\r\n"
+    path.write_text(text, encoding="utf-8")
+    table = io.read_dataset(path, "callbacks", params)
+    row = table.frame.iloc[0]
+    assert row["task_id"] == "R2"
+    assert row["created_at"] == pd.Timestamp("2026-10-03")
+    assert bool(row["completed"]) is True
+    assert ("note.cjk_dates", {"column": "created_at"}) in table.notes
+
+
+def test_bad_values_become_problems_with_file_rows(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "callbacks.csv"
+    text = (
+        CALLBACKS_ZH
+        + "R1,2026-10-02 09:00,服监中心,服务回访,是,是,\r\n"
+        + "R2,not a date,服监中心,服务回访,是,是,\r\n"
+        + "R3,2026-10-02 09:00,销售部,服务回访,也许,是,\r\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    table = io.read_dataset(path, "callbacks", params)
+    by_reason = {(p.column, p.reason): p for p in table.problems}
+    assert by_reason[("created_at", "not_a_date")].rows == (3,)
+    assert by_reason[("created_at", "not_a_date")].values == ("not a date",)
+    assert by_reason[("department", "unknown_department")].rows == (4,)
+    assert by_reason[("completed", "not_yes_no")].values == ("也许",)
+    with pytest.raises(DataError) as info:
+        io.raise_for_problems(table)
+    assert "callbacks.csv" in info.value.message("zh")
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        (b"", "error.data.empty_file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "error.data.binary_file"),
+        (b"\xff\xfe\xfa\xfb\x81\x30 not text", "error.data.encoding"),
+    ],
+)
+def test_unreadable_files_are_clear_errors(tmp_path: Path, content: bytes, key: str) -> None:
+    path = tmp_path / "calls.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        io.read_dataset(path, "calls")
+    assert info.value.key == key
+    assert str(path) in info.value.message("en")
+
+
+def test_missing_required_columns_are_listed(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "callbacks.csv"
+    path.write_text("任务编号,派发时间\r\nR1,2026-10-02\r\n", encoding="utf-8")
+    table = io.read_dataset(path, "callbacks", params)
+    assert table.missing_columns == ["department", "task_type", "completed", "reached", "completed_at"]
+
+
+def test_two_candidate_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "calls.csv").write_text("x", encoding="utf-8")
+    (tmp_path / "呼叫记录.xlsx").write_bytes(b"x")
+    with pytest.raises(DataError) as info:
+        io.find_dataset_file(tmp_path, DATASETS["calls"])
+    assert info.value.key == "error.data.ambiguous_file"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet"])
+def test_write_export_round_trip(tmp_path: Path, params: Params, suffix: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "task_id": ["R1", "R2"],
+            "created_at": ["2026-10-01 09:00", "2026-10-05 10:30"],
+            "department": ["服监中心", "service_supervision"],
+            "task_type": ["service", "装移修回访"],
+            "completed": ["1", "0"],
+            "reached": ["1", "0"],
+            "completed_at": ["2026-10-01 12:00", ""],
+        }
+    )
+    path = io.write_export(frame, tmp_path / f"callbacks{suffix}", "callbacks", headers="zh")
+    table = io.read_dataset(path, "callbacks", params)
+    assert table.problems == []
+    assert table.frame["department"].tolist() == ["service_supervision"] * 2
+    assert table.frame["task_type"].tolist() == ["service", "install_repair"]
+    assert table.frame["completed"].tolist() == [True, False]
+    assert pd.isna(table.frame["completed_at"].iloc[1])
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    io.write_json(target, {"a": 1})
+
+    class Boom:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        io.write_text(target, f"{Boom()}")
+    assert io.read_json(target) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
