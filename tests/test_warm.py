@@ -328,3 +328,18 @@ def test_real_reports_are_identical_with_either_engine(project: Path) -> None:
     for ipynb in sorted(folders["warm"].rglob("*.ipynb")):
         twin = folders["papermill"] / ipynb.relative_to(folders["warm"])
         assert _cells(ipynb) == _cells(twin)
+
+
+def test_a_kernel_above_the_memory_limit_fails_only_its_report(tmp_path: Path) -> None:
+    hog = notebook(
+        tmp_path,
+        "hog",
+        "import numpy as np\nx = np.ones(400 * 2**20 // 8)\nimport time\ntime.sleep(30)",
+    )
+    ok = notebook(tmp_path, "ok", "print(6 * 7)")
+    engine = WarmEngine()
+    engine.kernel_limit_mib = 300
+    results = run(engine, [job(hog, tmp_path, "a"), job(ok, tmp_path, "b")])
+    assert [r.status for r in results] == ["crashed", "ok"]
+    assert "above the 300 MiB" in (results[0].error or "")
+    assert results[0].seconds < 25

@@ -16,7 +16,8 @@ Processes of one run::
 
 Workers are long-lived papermill clients; each report's kernel lives exactly
 as long as its report. A worker is replaced after :attr:`WarmEngine.recycle_reports`
-reports or above :attr:`WarmEngine.recycle_mib` MiB; a worker or kernel that
+reports or above :attr:`WarmEngine.recycle_mib` MiB; a kernel above
+:attr:`WarmEngine.kernel_limit_mib` is stopped; a worker or kernel that
 dies or hangs fails only its own report and is replaced; the template is
 restarted if it dies. Worker protocol: JSON lines, a job on stdin;
 ``{"kernel": pid}`` then ``{"result": {...}}`` on the worker's original stdout.
@@ -113,7 +114,44 @@ def _register_papermill_engine() -> None:
     papermill_engines.register(PAPERMILL_ENGINE, WarmNBClientEngine)
 
 
-def worker_main(socket_path: str) -> int:
+class _MemoryGuard:
+    """Kills a report's kernel when its resident memory passes a limit.
+
+    The kernel dies, nbclient reports a dead kernel, and only that report fails
+    (with the reason in its error); the next report gets a fresh kernel anyway.
+    """
+
+    interval = 0.2
+
+    def __init__(self, limit_mib: float) -> None:
+        self.limit_mib = limit_mib
+        self.pid: int | None = None
+        self.tripped: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _MemoryGuard:
+        if self.limit_mib > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            pid = self.pid
+            if pid is None:
+                continue
+            rss = _rss_mib(pid)
+            if rss > self.limit_mib:
+                self.tripped = rss
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                return
+
+
+def worker_main(socket_path: str, kernel_limit_mib: float = 0.0) -> int:
     """A worker: run the jobs read from stdin, one at a time, in forked kernels."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to the log, never into the protocol
@@ -135,9 +173,13 @@ def worker_main(socket_path: str) -> int:
             continue
         job = Job(**json.loads(line))
         launched: dict[str, Any] = {}
+        guard = _MemoryGuard(kernel_limit_mib)
 
-        def on_launch(pid: int, forked: bool, launched: dict[str, Any] = launched) -> None:
+        def on_launch(
+            pid: int, forked: bool, launched: dict[str, Any] = launched, guard: _MemoryGuard = guard
+        ) -> None:
             launched.update(pid=pid, forked=forked)
+            guard.pid = pid
             send({"kernel": pid, "forked": forked})
 
         try:
@@ -149,13 +191,20 @@ def worker_main(socket_path: str) -> int:
                 client.close()
             client = zygote.ZygoteClient(socket_path)
         current = client
-        result = engines.execute_one(
-            job,
-            kernel_manager=lambda folder, c=current, j=job, cb=on_launch: zygote.kernel_manager(
-                c, j.kernel_name, folder, cb
-            ),
-            engine_name=PAPERMILL_ENGINE,
-        )
+        with guard:
+            result = engines.execute_one(
+                job,
+                kernel_manager=lambda folder, c=current, j=job, cb=on_launch: zygote.kernel_manager(
+                    c, j.kernel_name, folder, cb
+                ),
+                engine_name=PAPERMILL_ENGINE,
+            )
+        if guard.tripped is not None and result.status != "ok":
+            result.status = "crashed"
+            result.error = (
+                f"kernel stopped: {guard.tripped:.0f} MiB in memory, above the "
+                f"{kernel_limit_mib:.0f} MiB a report may use ({result.error})"
+            )
         result.extra.update({"kernel_" + k: v for k, v in launched.items()})
         result.extra["worker_pid"] = os.getpid()
         send({"result": result.to_json()})
@@ -192,11 +241,11 @@ class _Lines:
 class _Worker:
     """The driver's handle on one worker process."""
 
-    def __init__(self, socket_path: str, log: Path) -> None:
+    def __init__(self, socket_path: str, log: Path, kernel_limit_mib: float = 0.0) -> None:
         self.log = log
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "qmsnb.warm", socket_path],
+                [sys.executable, "-m", "qmsnb.warm", socket_path, str(kernel_limit_mib)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -300,6 +349,8 @@ class WarmEngine:
     recycle_reports = 100
     #: ... or when its resident memory exceeds this many MiB.
     recycle_mib = 1024
+    #: A report's kernel is stopped (and only that report fails) above this many MiB.
+    kernel_limit_mib = 4096
 
     def __init__(self) -> None:
         self._template: Template | None = None
@@ -340,7 +391,11 @@ class WarmEngine:
     # one worker slot -------------------------------------------------------
     def _new_worker(self, index: int) -> _Worker:
         assert self._template is not None
-        worker = _Worker(self._template.socket, self._template.folder / f"worker-{index}.log")
+        worker = _Worker(
+            self._template.socket,
+            self._template.folder / f"worker-{index}.log",
+            self.kernel_limit_mib,
+        )
         with self._lock:
             self._workers.append(worker)
         return worker
@@ -422,4 +477,4 @@ class WarmEngine:
 
 
 if __name__ == "__main__":  # a worker process of WarmEngine
-    sys.exit(worker_main(sys.argv[1]))
+    sys.exit(worker_main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
