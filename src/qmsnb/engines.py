@@ -271,6 +271,8 @@ register_engine("papermill")(PapermillEngine)
 
 @register_engine("warm")
 def _warm_engine() -> Engine:
+    if not hasattr(os, "fork"):  # Windows: no fork, so every kernel is spawned
+        return PapermillEngine()
     from qmsnb.warm import WarmEngine
 
     return WarmEngine()

@@ -298,7 +298,7 @@ class _Server:
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
-        self.selector = selectors.EpollSelector()
+        self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.buffers: dict[socket.socket, bytes] = {}
@@ -306,13 +306,11 @@ class _Server:
         self.running = True
 
     def _fds(self) -> list[int]:
-        return [
-            self.listener.fileno(),
-            self.wake_r.fileno(),
-            self.wake_w.fileno(),
-            self.selector.fileno(),
-            *(conn.fileno() for conn in self.buffers),
-        ]
+        fds = [self.listener.fileno(), self.wake_r.fileno(), self.wake_w.fileno()]
+        fileno = getattr(self.selector, "fileno", None)  # epoll/kqueue have a descriptor
+        if fileno is not None:
+            fds.append(fileno())
+        return [*fds, *(conn.fileno() for conn in self.buffers)]
 
     def _send(self, conn: socket.socket, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
