@@ -696,7 +696,7 @@ def test_sections_tell_the_demo_story(demo_project: Path) -> None:
     text = audit.summary(ctx).text
     assert "internal audits done in 2026" in text and "closed without an effectiveness" in text
     actions = audit.actions_section(ctx)
-    assert "overdue and need chasing" in actions.text
+    assert "Overdue corrective actions to chase" in actions.text
     assert len(audit.findings_section(ctx).figures) == 3
     coverage = audit.coverage_section(ctx)
     assert len(coverage.figures) == 1

@@ -165,3 +165,17 @@ def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(pro
     assert (second.folder / report["previous"]).read_bytes() == good_html
     archived = project / "outputs" / ".archive" / "2026-10" / first.run_id
     assert (archived / "admin" / "quality_objectives.html").read_bytes() == good_html
+
+
+def test_partial_run_keeps_the_other_reports(project: Path) -> None:
+    params = load_params(project / "params")
+    run_batch(params, "2026-10", departments=["admin", "quality"], notebooks=["quality_objectives"], jobs=2)
+    folder = project / "outputs" / "2026-10"
+    quality_html = (folder / "quality" / "quality_objectives.html").read_bytes()
+    second = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    assert [r["department"] for r in second.reports] == ["admin"]
+    entries = {r["department"]: r for r in second.manifest["reports"]}
+    assert set(entries) == {"admin", "quality"}
+    assert entries["quality"]["built_in_run"] != second.run_id
+    assert (folder / "quality" / "quality_objectives.html").read_bytes() == quality_html
+    assert "quality/quality_objectives.html" in (folder / "index.html").read_text(encoding="utf-8")

@@ -148,3 +148,29 @@ def test_catalogue_columns_are_found_generically(params: Params) -> None:
     complaints = DATASETS["complaints"]
     derived = {d.name: d for d in complaints.derived}
     assert columnar.derived_inputs(complaints, derived["closed_on_time"]) == {"closed_at", "due_at"}
+
+
+@pytest.mark.parametrize("name", ["complaints", "callbacks", "calls"])
+def test_whole_tables_are_typed_exactly_as_the_loader_types_them(
+    params: Params, tmp_path: Path, name: str
+) -> None:
+    folder = params.data_dir / "2026-10"
+    path = io.find_dataset_file(folder, DATASETS[name])
+    frame = columnar.read_table(path, DATASETS[name], params, tmp_path)
+    assert frame is not None
+    pd.testing.assert_frame_equal(frame, io.load(folder, name, params).frame, check_exact=True)
+
+
+def test_a_messy_whole_table_is_typed_exactly_or_left_to_the_loader(
+    params: Params, tmp_path: Path
+) -> None:
+    _messy_project(params, MESSY_CALLS.replace("\n,,,,,,,,,,\n", "\n"))
+    path = params.data_dir / "2026-10" / "calls.csv"
+    frame = columnar.read_table(path, DATASETS["calls"], params, tmp_path)
+    assert frame is not None
+    loaded = io.load(path.parent, "calls", params).frame
+    pd.testing.assert_frame_equal(frame, loaded, check_exact=True)
+    assert frame[io.ROW].tolist() == [4, 5, 6, 7, 8]  # title rows and header counted
+    # with the empty row the loader skips, the fast path declines
+    _messy_project(params, MESSY_CALLS)
+    assert columnar.read_table(path, DATASETS["calls"], params, tmp_path / "b") is None

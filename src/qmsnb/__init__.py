@@ -22,7 +22,9 @@ __version__ = "0.1.0"
 #: Short names notebooks use → the modules behind them.
 _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
+    "review": "qmsnb.analysis.review",
     "audit": "qmsnb.analysis.audit",
+    "rca": "qmsnb.analysis.rca",
     "widgets": "qmsnb.widgets",
 }
 

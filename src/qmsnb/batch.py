@@ -176,6 +176,34 @@ def _carry_forward(
         return
 
 
+def _keep_unplanned(
+    previous: dict[str, Any] | None,
+    planned: set[tuple[str, str]],
+    target: Path,
+    staging: Path,
+) -> list[dict[str, Any]]:
+    """Reports of the current output that this (partial) run did not plan.
+
+    ``qmsnb run --department X`` or ``--notebook Y`` rebuilds only those reports;
+    the period's other reports stay in the new output as they were (files copied,
+    manifest entries kept with the run that built them), so a partial re-run never
+    makes the portal or a later distribution lose a report.
+    """
+    if previous is None:
+        return []
+    kept = []
+    for old in previous.get("reports", []):
+        if (old["notebook"], old["department"]) in planned:
+            continue
+        entry = dict(old)
+        entry.setdefault("built_in_run", previous.get("run_id"))
+        for key in ("html", "ipynb", "previous"):
+            if entry.get(key) and (target / entry[key]).is_file():
+                io.copy_file(target / entry[key], staging / entry[key])
+        kept.append(entry)
+    return kept
+
+
 def _kpi_summary(prepared: Path, period: str) -> dict[str, dict[str, int]]:
     """Per scope: how many indicators are red / yellow / green and how many alerts."""
     kpi = io.read_parquet(prepared / "kpi.parquet")
@@ -270,6 +298,9 @@ def run_batch(
                 "html": None,
             }
             if ipynb.is_file():
+                facts = publish.report_facts(ipynb)
+                if facts:  # e.g. the management review's missing inputs
+                    report["facts"] = facts
                 title = " · ".join(
                     (spec.title(language), params.department_name(job.department, language),
                      period_label(period, language))
@@ -299,6 +330,7 @@ def run_batch(
         reports = [
             published.get(id(result.job)) or publish_one(result) for result in results
         ]
+        kept = _keep_unplanned(previous, set(pairs), target, staging)
         finished = datetime.now()
         manifest = {
             "run_id": run_id,
@@ -318,18 +350,14 @@ def run_batch(
             "inputs": meta["inputs"],
             "months": meta["months"],
             "versions": publish.versions(),
-            "reports": reports,
+            "reports": reports + kept,
             "kpi_summary": _kpi_summary(staging / PREPARED, period),
             "banners": [],
             "previous_run": previous.get("run_id") if previous else None,
         }
         io.write_json(staging / "manifest.json", manifest)
         portal = publish.render_portal(staging, manifest, params, language)
-        bad = publish.check_offline(staging)
-        if bad:
-            from qmsnb.exceptions import PublishError
-
-            raise PublishError("error.publish.external", file=bad[0][0], urls=", ".join(bad[0][1][:5]))
+        publish.check_pages(staging)  # offline, and no script that is not plotly's
         if before_swap is not None:
             before_swap(staging)
         swap_in(staging, target, out_root / ARCHIVE)

@@ -222,6 +222,44 @@ def bar_with_target(
     return style(fig, title, height=380)
 
 
+def period_bars(
+    x: Sequence[str],
+    series: dict[str, Sequence[float]],
+    title: str,
+    colours: Sequence[str] | None = None,
+    lines: dict[str, Sequence[float]] | None = None,
+) -> go.Figure:
+    """Stacked bars per period (e.g. complaints by category), optional lines on top.
+
+    Unlike :func:`stacked_bars` (categories, unit ticks) the values may be large
+    and the x axis is time.
+
+    Args:
+        series: translated name → one value per ``x``, stacked in this order.
+        colours: one colour per series (plotly's palette when omitted).
+        lines: translated name → values drawn as lines over the bars (e.g. open items).
+    """
+    fig = go.Figure()
+    for index, (name, values) in enumerate(series.items()):
+        marker = {"color": colours[index]} if colours and index < len(colours) else {}
+        fig.add_trace(
+            go.Bar(x=list(x), y=list(values), name=name, marker=marker,
+                   hovertemplate=f"{name} · %{{x}}: %{{y}}<extra></extra>")
+        )
+    for index, (name, values) in enumerate((lines or {}).items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(x), y=list(values), name=name, mode="lines+markers",
+                line={"color": [TARGET, "#c62828", LINE][index % 3], "width": 2,
+                      "dash": "dot" if index else "solid"},
+                hovertemplate=f"{name} · %{{x}}: %{{y}}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(tickangle=0, tickfont={"size": 10})
+    return style(fig, title, height=380)
+
+
 def count_heatmap(
     rows: Sequence[str],
     columns: Sequence[str],

@@ -155,6 +155,34 @@ def _contract_args(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------
+# distribute
+# ---------------------------------------------------------------------------
+def run_distribute(args: argparse.Namespace) -> int:
+    from qmsnb import distribute as dist
+
+    params = _params(args)
+    if args.check:
+        bundles = dist.check_bundles(params, args.period, scopes=args.department)
+        print("\n".join(dist.bundle_lines(bundles, args.msg_lang)))
+        ok = all(b.ok for b in bundles)
+        return int(ExitCode.OK if ok else ExitCode.CONFIDENTIALITY)
+    result = dist.distribute(params, args.period, outbox=args.outbox, scopes=args.department)
+    print("\n".join(dist.result_lines(result, args.msg_lang)))
+    return int(result.exit_code)
+
+
+@command("distribute", "cli.distribute")
+def _distribute_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--outbox", action="store_true",
+                   help="write the messages as .eml files to outputs/<period>/outbox/ instead of sending")
+    p.add_argument("--check", action="store_true",
+                   help="only build and check the bundles; send nothing")
+    p.add_argument("--department", action="append",
+                   help="only this department (repeatable); 'organisation' for the org-wide reports")
+
+
+# ---------------------------------------------------------------------------
 # lab
 # ---------------------------------------------------------------------------
 def run_lab(args: argparse.Namespace) -> int:

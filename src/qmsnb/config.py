@@ -10,9 +10,13 @@ Three files make up the parameters of one quality office:
 * ``batch.yaml``: the batch plan (which notebooks run per department and which once
   for the whole organisation), engine, workers and timeouts.
 
-Optional files (:data:`OPTIONAL_FILES`) give their defaults when absent and are
-parsed as strictly when present: ``audit.yaml`` (internal auditors and their
-competences, the audit-frequency rules, declared changes).
+Optional files (:data:`OPTIONAL_FILES`) are parsed as strictly as the others when
+present; when absent they give their defaults (``audit.yaml``: internal auditors
+and their competences, the audit-frequency rules, declared changes; ``rca.yaml``:
+complaint hotspot rules, association rules, the "did the fix hold" check and the
+phrases that flag a five-whys chain stopping at a person) or nothing
+(``distribution.yaml``: the SMTP server and the recipients of each department's
+report bundle and of the organisation-wide reports, for ``qmsnb distribute``).
 
 Unknown keys, bad values and references to unknown departments, datasets or
 notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key.
@@ -21,14 +25,21 @@ notebooks are :class:`~qmsnb.exceptions.ConfigError` naming the file and the key
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qmsnb.exceptions import ConfigError, UsageError
 from qmsnb.i18n import Lang, pick
@@ -41,6 +52,23 @@ ORGANISATION = "organisation"
 DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 Scalar = str | int | float | bool | None
+
+#: An e-mail address, optionally with a display name (``王磊 <wang.lei@example.com>``).
+_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def check_department_id(value: str) -> str:
+    """Return ``value`` if it is a safe department id (or ``organisation``).
+
+    Department ids become folder and file names; this is the one check that keeps
+    a value like ``../x`` from reaching a path.
+
+    Raises:
+        UsageError: the value is not a department-id slug.
+    """
+    if value == ORGANISATION or DEPARTMENT_ID.fullmatch(str(value)):
+        return value
+    raise UsageError("error.department_id_unsafe", value=str(value)[:80])
 
 
 class _Model(BaseModel):
@@ -68,7 +96,7 @@ class Department(_Model):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if value == ORGANISATION or not DEPARTMENT_ID.match(value):
+        if value == ORGANISATION or not DEPARTMENT_ID.fullmatch(value):
             raise ValueError("department_id")
         return value
 
@@ -194,6 +222,75 @@ class BatchPlan(_Model):
     notebooks: tuple[NotebookPlan, ...] = Field(min_length=1)
 
 
+def parse_address(value: str) -> str:
+    """Check one e-mail address (``a@b.cn`` or ``Name <a@b.cn>``); ValueError if bad."""
+    from email.utils import parseaddr
+
+    text = str(value).strip()
+    if any(ch in text for ch in "\r\n\t"):
+        raise ValueError("e-mail address with a line break")
+    _, address = parseaddr(text)
+    if not address or not _ADDRESS.match(address):
+        raise ValueError(f"not an e-mail address: {text!r}")
+    return text
+
+
+class Smtp(_Model):
+    """The SMTP server ``qmsnb distribute`` sends through.
+
+    The password is never in params: it is read from the environment variable
+    named by ``password_env`` when ``username`` is set.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str
+    username: str | None = None
+    password_env: str = Field(default="QMSNB_SMTP_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("password_in_params")
+        return data
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return parse_address(value)
+
+
+class Distribution(_Model):
+    """``distribution.yaml`` (optional): who receives which reports, and how.
+
+    ``recipients`` maps a department id, or ``organisation`` for the
+    organisation-wide reports, to the addresses that receive them. A department
+    bundle holds that department's reports only; the organisation's reports go
+    only to the addresses listed under ``organisation``.
+    """
+
+    smtp: Smtp
+    delivery: Literal["attachment", "link"] = "attachment"
+    link_base: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    max_attachment_mb: float = Field(default=10.0, gt=0, le=100)
+    language: Lang | None = None
+    recipients: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {scope: tuple(parse_address(a) for a in value[scope]) for scope in value}
+
+    @model_validator(mode="after")
+    def _link_needs_base(self) -> Distribution:
+        if self.delivery == "link" and not self.link_base:
+            raise ValueError("delivery: link needs link_base (the intranet address of the bundles)")
+        return self
+
+
 _FILES: dict[str, type[_Model]] = {
     "organisation.yaml": Organisation,
     "kpis.yaml": KpiCatalogue,
@@ -287,10 +384,108 @@ class AuditParams(_Model):
         return next((a for a in self.auditors if a.name == name.strip()), None)
 
 
-#: Optional parameter files: file name → model. Absent → the model's defaults.
+class HotspotRules(_Model):
+    """What makes a complaint hotspot (root-cause analysis).
+
+    ``pareto_cut``: the vital few are the top categories up to and including the
+    one whose cumulative share reaches this percentage. A category (or
+    subcategory) *surges* when its tickets rise month on month by more than
+    ``surge_percent`` and it has at least ``surge_min_tickets`` this month (the
+    domain's yellow alert). A *batch* is at least ``batch_min_tickets`` tickets of
+    one subcategory within ``batch_window_hours``, and at least ``batch_factor``
+    times what the subcategory's monthly volume would put in such a window. A
+    *repeat complainant* has ``repeat_min_tickets`` or more tickets in the month.
+    A scope with fewer than ``min_tickets`` tickets gets a table, not a chart.
+    """
+
+    pareto_cut: float = Field(default=80.0, gt=0, le=100)
+    surge_percent: float = Field(default=30.0, ge=0)
+    surge_min_tickets: int = Field(default=10, ge=1)
+    batch_window_hours: int = Field(default=48, ge=1, le=24 * 31)
+    batch_min_tickets: int = Field(default=20, ge=2)
+    batch_factor: float = Field(default=3.0, ge=1)
+    repeat_min_tickets: int = Field(default=2, ge=2)
+    min_tickets: int = Field(default=20, ge=1)
+
+
+class AssociationRules(_Model):
+    """Association rules between complaint subcategories (tags).
+
+    ``basket``: which tickets count as occurring together: ``customer`` (one
+    customer's tickets in the month), ``customer_day`` (one customer's tickets on
+    one day) or ``day`` (all tickets of one day; for small volumes). A rule is
+    shown when its pair occurs in at least ``min_baskets`` baskets and it meets
+    ``min_support`` (% of baskets), ``min_confidence`` (%) and ``min_lift``.
+    """
+
+    basket: Literal["customer", "customer_day", "day"] = "customer"
+    min_baskets: int = Field(default=3, ge=1)
+    min_support: float = Field(default=0.5, ge=0, le=100)
+    min_confidence: float = Field(default=10.0, ge=0, le=100)
+    min_lift: float = Field(default=1.5, ge=0)
+    max_rules: int = Field(default=15, ge=1, le=200)
+
+
+class FixCheckRules(_Model):
+    """How "did the fix hold?" is judged.
+
+    The baseline is up to ``baseline_months`` months before the month the action
+    was completed; the months after it (up to the report's month) are compared
+    with it. Fewer than ``min_months_before`` / ``min_months_after`` months, or a
+    baseline under ``min_monthly_tickets`` a month, is "not enough data yet".
+    The mean after must fall ``sigmas`` standard errors below the baseline mean
+    (2.5: on simulated over-dispersed series, 2 % of unchanged series pass as
+    "held" and 90 % of halved ones are caught with five months after).
+    """
+
+    baseline_months: int = Field(default=6, ge=2, le=24)
+    min_months_before: int = Field(default=3, ge=2, le=24)
+    min_months_after: int = Field(default=3, ge=1, le=24)
+    min_monthly_tickets: float = Field(default=5.0, ge=0)
+    sigmas: float = Field(default=2.5, ge=1, le=6)
+
+
+#: Phrases that blame a person instead of a cause the organisation can act on.
+DEFAULT_PERSON_PATTERNS: dict[str, tuple[str, ...]] = {
+    "zh": ("粗心", "马虎", "大意", "责任心", "不认真", "疏忽", "态度不好", "态度差",
+           "能力不足", "能力差", "个人原因", "素质", "工作失误", "没注意", "未注意", "不用心"),
+    "en": ("careless", "negligen", "lazy", "not careful", "didn't care",
+           "did not care", "human error", "attitude", "irresponsib", "sloppy",
+           "not paying attention", "inattentive", "personal reason", "forgot"),
+}
+
+
+class RcaParams(_Model):
+    """``rca.yaml`` (optional): hotspot rules, association rules, the fix check
+    and the phrases that flag a five-whys chain stopping at a person."""
+
+    hotspots: HotspotRules = HotspotRules()
+    association: AssociationRules = AssociationRules()
+    fix_check: FixCheckRules = FixCheckRules()
+    person_patterns: dict[Literal["zh", "en"], tuple[str, ...]] = DEFAULT_PERSON_PATTERNS
+
+    @field_validator("person_patterns")
+    @classmethod
+    def _patterns(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        if any(not p.strip() for patterns in value.values() for p in patterns):
+            raise ValueError("a person-blaming pattern is empty")
+        return value
+
+
+#: Optional parameter files: file name → model. Absent → the model's defaults, or
+#: None for a model that has no defaults (``distribution.yaml``: nothing to send).
 OPTIONAL_FILES: dict[str, type[_Model]] = {
     "audit.yaml": AuditParams,
+    "rca.yaml": RcaParams,
+    "distribution.yaml": Distribution,
 }
+
+
+def _absent(model: type[_Model]) -> Any:
+    try:
+        return model()
+    except ValidationError:  # required keys: an absent file means "not configured"
+        return None
 
 
 @dataclass(frozen=True)
@@ -309,6 +504,16 @@ class Params:
     def audit(self) -> AuditParams:
         """``audit.yaml``: auditors, frequency rules, declared changes (defaults if absent)."""
         return self.optional.get("audit.yaml") or AuditParams()
+
+    @property
+    def rca(self) -> RcaParams:
+        """``rca.yaml``: hotspot, association and fix-check rules (defaults if absent)."""
+        return self.optional.get("rca.yaml") or RcaParams()
+
+    @property
+    def distribution(self) -> Distribution | None:
+        """``distribution.yaml``: SMTP server and recipients (None if absent)."""
+        return self.optional.get("distribution.yaml")
 
     # -- lookups ---------------------------------------------------------------
     @cached_property
@@ -363,6 +568,7 @@ class Params:
 
     def department(self, dept_id: str) -> Department:
         """The department with ``dept_id``; a UsageError listing the known ids otherwise."""
+        check_department_id(dept_id)
         try:
             return self.departments[dept_id]
         except KeyError:
@@ -433,6 +639,8 @@ def _raise_validation(file: Path, data: Any, exc: ValidationError) -> None:
         raise ConfigError(
             "error.config.department_id", file=str(file), key=where, value=err.get("input")
         ) from None
+    if kind == "value_error" and "password_in_params" in str(err.get("msg", "")):
+        raise ConfigError("error.config.password_in_params", file=str(file), key=where) from None
     raise ConfigError(
         "error.config.bad_value",
         file=str(file),
@@ -529,6 +737,17 @@ def _check_references(params: Params) -> None:
                 key=f"notebooks[{index}] (id: {nb.id}).path",
                 value=nb.path,
             )
+    if params.distribution is not None:
+        dist_file = params.folder / "distribution.yaml"
+        for scope in params.distribution.recipients:
+            if scope != ORGANISATION and scope not in known:
+                raise ConfigError(
+                    "error.config.unknown_department",
+                    file=str(dist_file),
+                    key=f"recipients.{scope}",
+                    value=scope,
+                    known=", ".join([ORGANISATION, *sorted(known)]),
+                )
 
 
 def _check_audit(params: Params) -> None:
@@ -568,7 +787,7 @@ def load_params(folder: str | Path = "params", root: str | Path | None = None) -
         raise ConfigError("error.config.missing_folder", file=str(folder))
     parsed = {name: _parse(folder / name, model) for name, model in _FILES.items()}
     optional = {
-        name: _parse(folder / name, model) if (folder / name).is_file() else model()
+        name: _parse(folder / name, model) if (folder / name).is_file() else _absent(model)
         for name, model in OPTIONAL_FILES.items()
     }
     params = Params(

@@ -18,10 +18,14 @@ from typing import Any
 
 import pandas as pd
 
+from qmsnb import io
 from qmsnb.config import ORGANISATION, Params, load_params
 from qmsnb.exceptions import ConfigError
 from qmsnb.i18n import Lang, check_lang, period_label, t
 from qmsnb.periods import Period
+
+#: The data-quality gate's result of a run, beside the prepared tables.
+GATE_FILE = "gate.json"
 
 
 @dataclass
@@ -35,6 +39,12 @@ class PeriodContext:
     kpi: pd.DataFrame
     registers: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Further prepared tables (``complaint_counts``, ``complaint_tickets``, ...).
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Opened on a batch's prepared tables (a report being built), not interactively.
+    batch: bool = False
+    #: The data-quality gate's result for the period (``gate.json``), if there is one.
+    gate: dict[str, Any] | None = None
 
     @property
     def is_organisation(self) -> bool:
@@ -62,9 +72,17 @@ class PeriodContext:
     def dept_name(self, dept_id: str) -> str:
         return self.params.department_name(dept_id, self.lang)
 
+    def table(self, name: str) -> pd.DataFrame:
+        """A further prepared table (e.g. ``complaint_summary``); empty if not prepared."""
+        return self.tables.get(name, pd.DataFrame())
+
     def register(self, name: str) -> pd.DataFrame:
         """A register as a frame (empty with no columns if the office keeps none)."""
         return self.registers.get(name, pd.DataFrame())
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A further prepared table (empty with no columns when it was not prepared)."""
+        return self.tables.get(name, pd.DataFrame())
 
     @cached_property
     def kpi_scope(self) -> pd.DataFrame:
@@ -111,10 +129,14 @@ def open_period(
     language = check_lang(lang or params.organisation.report_language)
     if prepared_dir:
         kpi, regs, meta = prepare.read_prepared(Path(prepared_dir))
+        tables = prepare.read_tables(Path(prepared_dir), meta)
+        gate_file = Path(prepared_dir).parent / GATE_FILE
     else:
         with tempfile.TemporaryDirectory(prefix="qmsnb-prepared-") as tmp:
             prepare.prepare(params, period, Path(tmp))
             kpi, regs, meta = prepare.read_prepared(Path(tmp))
+            tables = prepare.read_tables(Path(tmp), meta)
+        gate_file = params.output_dir / period / GATE_FILE
     return PeriodContext(
         params=params,
         period=period,
@@ -123,4 +145,7 @@ def open_period(
         kpi=kpi,
         registers=regs,
         meta=meta,
+        tables=tables,
+        batch=bool(prepared_dir),
+        gate=io.read_json(gate_file) if gate_file.is_file() else None,
     )

@@ -494,6 +494,177 @@ RISKS = register(
     )
 )
 
+# ---------------------------------------------------------------------------
+# Root-cause analysis (complaint tracing): fishbone causes and five-whys chains
+# ---------------------------------------------------------------------------
+#: The six fishbone categories (人机料法环测), in the order they are drawn.
+BONES = {
+    "people": ("人", "People"),
+    "machine": ("机", "Machine"),
+    "material": ("料", "Material"),
+    "method": ("法", "Method"),
+    "environment": ("环", "Environment"),
+    "measurement": ("测", "Measurement"),
+}
+#: Where a root-cause analysis started (the hotspot of the complaint data).
+HOTSPOT_KINDS = {
+    "vital_few": ("关键少数", "Vital few"),
+    "surge": ("投诉突增", "Sudden rise"),
+    "batch": ("批量投诉", "Batch complaint"),
+    "escalation": ("投诉升级", "Escalation"),
+    "repeat": ("重复投诉", "Repeat complainant"),
+    "other": ("其他", "Other"),
+}
+#: Most whys a chain may hold (why 1 … why n; five is the custom, not the limit).
+MAX_WHYS = 7
+
+
+def _problem_columns() -> tuple[Column, ...]:
+    """Columns that tie a root-cause record to its problem and hotspot."""
+    return (
+        Column("problem", "问题", "Problem"),
+        Column("department", "责任部门", "Responsible department", lookup="departments"),
+        Column(
+            "complaint_category", "投诉类别", "Complaint category", lookup="complaint_categories"
+        ),
+        Column(
+            "complaint_subcategory",
+            "投诉子类",
+            "Complaint subcategory",
+            nullable=True,
+            lookup="complaint_subcategories",
+        ),
+        Column("hotspot", "热点类型", "Hotspot", nullable=True, values=HOTSPOT_KINDS),
+        Column("period", "热点月份", "Hotspot month", "period", nullable=True),
+    )
+
+
+FISHBONE = register(
+    Dataset(
+        id="fishbone_causes",
+        zh="鱼骨图原因",
+        en="Fishbone causes",
+        kind="register",
+        key=("cause_id",),
+        description_en=(
+            "Causes of a complaint problem on the fishbone (人机料法环测), each with the "
+            "number of tickets or observations that support it."
+        ),
+        description_zh="投诉问题的鱼骨图(人机料法环测)原因,每条原因附支持它的工单数或观察数。",
+        columns=(
+            Column("cause_id", "原因编号", "Cause ID"),
+            *_problem_columns(),
+            Column("bone", "原因类别", "Category (6M)", values=BONES),
+            Column("cause", "原因", "Cause"),
+            Column("evidence_count", "证据数", "Evidence count", "int", minimum=0),
+            Column("evidence", "证据说明", "Evidence", nullable=True),
+            Column("recorded_by", "记录人", "Recorded by"),
+            Column("recorded_on", "记录日期", "Recorded on", "date"),
+        ),
+    )
+)
+
+FIVE_WHYS = register(
+    Dataset(
+        id="five_whys",
+        zh="五个为什么",
+        en="Five whys",
+        kind="register",
+        key=("chain_id",),
+        description_en=(
+            "Five-whys chains (problem → why 1 … why n → root cause → action); the "
+            "action's completion date starts the \"did the fix hold\" check."
+        ),
+        description_zh="Why递进追问链(问题→为什么1…n→根本原因→措施);措施完成日期用于验证整改是否有效。",
+        columns=(
+            Column("chain_id", "分析编号", "Chain ID"),
+            *_problem_columns(),
+            *(
+                Column(f"why_{i}", f"为什么{i}", f"Why {i}", nullable=i > 1, required=i <= 5)
+                for i in range(1, MAX_WHYS + 1)
+            ),
+            Column("root_cause", "根本原因", "Root cause", nullable=True),
+            Column("bone", "根因类别", "Root-cause category (6M)", nullable=True, values=BONES),
+            Column("action", "整改措施", "Action", nullable=True),
+            Column("action_owner", "措施责任人", "Action owner", nullable=True),
+            Column("action_due", "措施期限", "Action due", "date", nullable=True),
+            Column("action_done_on", "措施完成日期", "Action completed on", "date", nullable=True),
+            Column("analyst", "分析人", "Analyst"),
+            Column("recorded_on", "分析日期", "Analysed on", "date"),
+        ),
+    )
+)
+
+
+
+# ---------------------------------------------------------------------------
+# Management review (ISO 9001 9.3)
+# ---------------------------------------------------------------------------
+DECISION_KINDS = {
+    "improvement": ("改进的机会", "Improvement"),
+    "qms_change": ("体系变更", "Change to the QMS"),
+    "resources": ("资源需求", "Resource need"),
+}
+DECISION_STATUS = {
+    "open": ("未开始", "Open"),
+    "in_progress": ("进行中", "In progress"),
+    "done": ("已完成", "Done"),
+    "cancelled": ("已取消", "Cancelled"),
+}
+
+REVIEW_STATEMENTS = register(
+    Dataset(
+        id="review_statements",
+        zh="管理评审输入说明",
+        en="Management review statements",
+        kind="register",
+        key=("statement_id",),
+        description_en=(
+            "Statements recorded for an input of the management review (ISO 9001 9.3.2) that "
+            "has no data in a period, e.g. “no change in external issues this month”. "
+            "`input` is the input's id (a_previous_actions, b_issues, c1_customer, …, gate)."
+        ),
+        description_zh="管理评审某项输入当月无数据时记录的说明,例如“本月外部环境无变化”。",
+        columns=(
+            Column("statement_id", "说明编号", "Statement ID"),
+            Column("period", "月份", "Month", "period"),
+            Column("input", "评审输入", "Review input"),
+            Column("statement", "说明", "Statement"),
+            Column("recorded_by", "记录人", "Recorded by"),
+            Column("recorded_on", "记录日期", "Recorded on", "date"),
+        ),
+    )
+)
+
+REVIEW_DECISIONS = register(
+    Dataset(
+        id="review_decisions",
+        zh="管理评审决定",
+        en="Management review decisions",
+        kind="register",
+        key=("decision_id",),
+        description_en=(
+            "Outputs of the management review (ISO 9001 9.3.3): decisions and actions on "
+            "improvement, changes to the QMS and resource needs, with owner and deadline. "
+            "Open ones are input a) of the following reviews."
+        ),
+        description_zh="管理评审输出(ISO 9001 9.3.3):改进、体系变更和资源需求的决定及措施。",
+        columns=(
+            Column("decision_id", "决定编号", "Decision ID"),
+            Column("review_period", "评审月份", "Review month", "period"),
+            Column("kind", "类别", "Kind", values=DECISION_KINDS),
+            Column("input", "相关输入", "Related input", nullable=True),
+            Column("decision", "决定及措施", "Decision and action"),
+            Column("owner", "负责人", "Owner"),
+            Column("department", "责任部门", "Department", nullable=True, lookup="departments"),
+            Column("due", "完成期限", "Due", "date"),
+            Column("status", "状态", "Status", values=DECISION_STATUS),
+            Column("closed_on", "完成日期", "Closed on", "date", nullable=True),
+            Column("result", "完成情况", "Result", nullable=True),
+        ),
+    )
+)
+
 
 def exports() -> list[Dataset]:
     """The datasets that arrive once per period."""

@@ -10,6 +10,9 @@ The data carry the stories a quality manager should see in the reports:
   target from July on (early warning in August, special support from September);
 * network complaints, broadband outages above all, surge in September and
   October, with a batch of tickets from one residential compound;
+* missed promised callbacks were a hot topic until a callback reminder went
+  live in April 2026 (the fix held); repeat complainants whose outage is
+  followed by a late repair visit, or an over-charge by a value-added charge;
 * corrective actions from audits running overdue, some closed without an
   effectiveness check;
 * the supplier first-pass acceptance dips in August and September;
@@ -31,6 +34,7 @@ import pandas as pd
 
 from qmsnb import io
 from qmsnb.config import Params
+from qmsnb.contract import MAX_WHYS
 from qmsnb.periods import Period
 
 #: Days of the month that count as the billing period (账期).
@@ -193,6 +197,45 @@ _TEXTS = {
 }
 
 
+#: Promised callbacks missed (未按约回电) were a hot topic until a callback
+#: reminder went live in the ticket system in mid-April 2026: the fix that held.
+CALLBACK_FIX = Period(2026, 4)
+#: Complaints that go together for one customer (a shared cause): an outage, then
+#: a late or repeated repair visit; an over-charge, then a value-added charge.
+PAIRED = {("broadband_down", ("late_visit", "repeat_fault")): 12,
+          ("over_charge", ("value_added",)): 15}
+
+
+def complaint_stories(
+    period: Period, subcategory: np.ndarray, customers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lay the root-cause stories over one month's drawn tickets.
+
+    With a generator of their own (seeded by the month), so the draws of every
+    other story stay as they were: before :data:`CALLBACK_FIX`, most "rude agent"
+    tickets were really missed callbacks, after it half the missed callbacks are
+    gone (the customers complain of the agent instead); the pairs of :data:`PAIRED` come from
+    the same customers (repeat complainants, association rules).
+    """
+    rng = np.random.default_rng(period.year * 100 + period.month)
+    subcategory, customers = subcategory.copy(), customers.copy()
+    if period < CALLBACK_FIX:
+        rude = np.flatnonzero(subcategory == "rude")
+        subcategory[rude[rng.random(len(rude)) < 0.8]] = "no_callback"
+    elif period > CALLBACK_FIX:
+        missed = np.flatnonzero(subcategory == "no_callback")
+        subcategory[missed[rng.random(len(missed)) < 0.5]] = "rude"
+    for (first, seconds), count in PAIRED.items():
+        firsts = np.flatnonzero(subcategory == first)
+        later = np.flatnonzero(np.isin(subcategory, seconds))
+        n = min(count, len(firsts), len(later))
+        if n:
+            customers[rng.choice(later, n, replace=False)] = customers[
+                rng.choice(firsts, n, replace=False)
+            ]
+    return subcategory, customers
+
+
 def complaints(rng: np.random.Generator, period: Period, params: Params, count: int) -> pd.DataFrame:
     """Complaint tickets of one month (with the network surge and a batch)."""
     share = dict(_CATEGORY_SHARE)
@@ -242,6 +285,7 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
     satisfaction[~rated] = pd.NA
     pool = max(50, total // 2)
     customers = np.array([f"1{rng.integers(30, 90)}****{n:04d}" for n in rng.integers(0, pool, total)])
+    subcategory, customers = complaint_stories(period, subcategory, customers)
     texts = [
         _TEXTS[s].format(n=int(rng.integers(2, 9)), place=p) for s, p in zip(subcategory, places, strict=True)
     ]
@@ -539,6 +583,174 @@ def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+_FISHBONE = [
+    # problem, dept, category, subcategory, hotspot, period, recorded_on, causes
+    (
+        "2026年9–10月宽带断网投诉激增(10月14–15日金水花园批量投诉)",
+        "complaints", "network", "broadband_down", "surge", "2026-10", "2026-10-20",
+        [
+            ("people", "抢修班组夜间仅1人值守,夜间故障次日才处理", 38, "夜间受理的断网工单"),
+            ("people", "一线坐席不掌握故障影响范围,无法答复恢复时间", 27, "坐席答复“等通知”的工单"),
+            ("machine", "金水花园OLT设备老化,板卡故障", 45, "10月14–15日批量工单"),
+            ("machine", "光分路器无在线监控,故障靠用户报障才发现", 31, "用户先于网管发现的故障"),
+            ("machine", "备品备件不足,更换等待约2天", 12, "等待备件的工单"),
+            ("material", "第三方施工挖断主干光缆", 18, "9月22日同一光缆段工单"),
+            ("material", "备件供应商交货延迟", 6, "采购记录"),
+            ("method", "接入设备没有预防性维护计划", 52, "超龄设备所在小区的工单"),
+            ("method", "批量故障未触发应急预案,仍逐单派修", 45, "金水花园工单逐单派发"),
+            ("method", "无故障恢复时间的客户告知机制", 33, "重复来电催修的工单"),
+            ("environment", "9–10月雷雨天气多,室外设备受潮", 21, "雨后48小时内的工单"),
+            ("environment", "老旧小区线路架空敷设", 14, "老旧小区工单"),
+            ("measurement", "网管告警阈值设置过高,未及时告警", 19, "告警晚于首张工单的故障"),
+            ("measurement", "工单故障标签不统一,批量故障识别滞后", 9, "标签抽查"),
+        ],
+    ),
+    (
+        "未按约回电投诉居高不下",
+        "hotline_ops", "service_attitude", "no_callback", "vital_few", "2026-03", "2026-03-20",
+        [
+            ("people", "交班时未移交待回电任务", 16, "交班后超时的回电工单"),
+            ("machine", "工单系统没有回电任务和到期提醒", 41, "3月未按约回电工单"),
+            ("method", "回电时限承诺无统一口径(2小时/24小时)", 12, "录音抽查"),
+            ("measurement", "回电完成情况未纳入质检", 8, "质检表"),
+        ],
+    ),
+]
+
+_FIVE_WHYS = [
+    {
+        "problem": "2026年10月金水花园宽带断网批量投诉(45单)",
+        "department": "complaints", "complaint_category": "network",
+        "complaint_subcategory": "broadband_down", "hotspot": "batch", "period": "2026-10",
+        "whys": ["小区宽带中断约36小时", "小区OLT板卡故障,无备件可换",
+                 "设备已超使用年限仍未更换", "接入设备没有预防性维护和到龄更换计划"],
+        "root_cause": "接入网设备缺少全生命周期管理(预防性维护与更换计划)",
+        "bone": "method",
+        "action": "制定接入设备巡检及到龄更换计划,重点小区配置备件",
+        "action_owner": "综合部 吴刚", "action_due": "2026-12-31", "action_done_on": "",
+        "analyst": "品质部 赵敏", "recorded_on": "2026-10-20",
+    },
+    {
+        "problem": "未按约回电投诉居高不下(月均约40单)",
+        "department": "hotline_ops", "complaint_category": "service_attitude",
+        "complaint_subcategory": "no_callback", "hotspot": "vital_few", "period": "2026-03",
+        "whys": ["坐席承诺2小时内回电但未回电", "坐席交班后回电任务无人跟进",
+                 "回电任务只记在个人便签上,系统中没有记录", "工单系统没有回电任务和到期提醒功能"],
+        "root_cause": "工单系统缺少回电任务管理和到期提醒",
+        "bone": "machine",
+        "action": "工单系统上线回电任务及到期前30分钟提醒,交班时自动移交",
+        "action_owner": "热线运营部 王磊", "action_due": "2026-04-30",
+        "action_done_on": "2026-04-15",
+        "analyst": "品质部 钱伟", "recorded_on": "2026-03-20",
+    },
+    {
+        "problem": "解释口径错误投诉",
+        "department": "hotline_ops", "complaint_category": "handling",
+        "complaint_subcategory": "wrong_info", "hotspot": "vital_few", "period": "2026-04",
+        "whys": ["坐席向客户解释的优惠政策与实际不符", "坐席记错了活动规则"],
+        "root_cause": "员工粗心,责任心不强",
+        "bone": "people",
+        "action": "对相关坐席批评教育并组织政策培训",
+        "action_owner": "热线运营部 王磊", "action_due": "2026-05-31",
+        "action_done_on": "2026-05-20",
+        "analyst": "热线运营部 班长", "recorded_on": "2026-04-28",
+    },
+    {
+        "problem": "装维上门超时投诉",
+        "department": "service_supervision", "complaint_category": "install_repair",
+        "complaint_subcategory": "late_visit", "hotspot": "repeat", "period": "2026-10",
+        "whys": ["装维人员超过约定时间未上门", "", "派单系统没有考虑路程时间"],
+        "root_cause": "", "bone": "", "action": "", "action_owner": "", "action_due": "",
+        "action_done_on": "",
+        "analyst": "服监中心 刘洋", "recorded_on": "2026-10-28",
+    },
+]
+
+
+def root_cause_registers(end: Period) -> dict[str, pd.DataFrame]:
+    """Fishbone causes and five-whys chains for the demo's complaint stories.
+
+    The broadband surge (fishbone, a chain whose action is not done yet), the
+    missed callbacks (a fix that held), wrong information (a chain that stops at
+    a person, and a fix that did not hold) and a draft chain with a gap. Records
+    dated after ``end`` are left out; a completion date after ``end`` is left empty.
+    """
+    last = pd.Timestamp(end.end)
+    causes = []
+    for problem, dept, cat, sub, hotspot, period, recorded, items in _FISHBONE:
+        if pd.Timestamp(recorded) > last:
+            continue
+        for bone, cause, count, evidence in items:
+            causes.append(
+                {
+                    "cause_id": f"FB-{len(causes) + 1:03d}", "problem": problem,
+                    "department": dept, "complaint_category": cat,
+                    "complaint_subcategory": sub, "hotspot": hotspot, "period": period,
+                    "bone": bone, "cause": cause, "evidence_count": count,
+                    "evidence": evidence, "recorded_by": "品质部 赵敏", "recorded_on": recorded,
+                }
+            )
+    chains = []
+    for chain in _FIVE_WHYS:
+        if pd.Timestamp(chain["recorded_on"]) > last:
+            continue
+        row = {k: v for k, v in chain.items() if k != "whys"}
+        row["chain_id"] = f"5W-{len(chains) + 1:03d}"
+        for i in range(1, MAX_WHYS + 1):
+            row[f"why_{i}"] = chain["whys"][i - 1] if i <= len(chain["whys"]) else ""
+        if row["action_done_on"] and pd.Timestamp(row["action_done_on"]) > last:
+            row["action_done_on"] = ""
+        chains.append(row)
+    return {"fishbone_causes": pd.DataFrame(causes), "five_whys": pd.DataFrame(chains)}
+def review_registers(end: Period) -> dict[str, pd.DataFrame]:
+    """Decisions of the last three management reviews and statements for inputs without data.
+
+    The review of the month before ``end`` recorded no statement on external and
+    internal issues: its pack shows that input missing.
+    """
+    r3, r2, r1 = (str(end.shift(-k)) for k in (3, 2, 1))
+
+    def due(period: str, months: int, day: int = 28) -> str:
+        p = Period.parse(period).shift(months)
+        return f"{p}-{day:02d}"
+
+    decisions = [
+        (r3, "resources", "d_resources", "热线运营部账期高峰增加20名兼职坐席", "行政部 孙丽", "admin",
+         due(r3, 1), "done", due(r3, 1, 20), "9月起到岗20人"),
+        (r3, "improvement", "c1_customer", "建立宽带断网批量投诉快速响应机制(2小时内通报装维)",
+         "投诉中心 陈晨", "complaints", due(r3, 2), "in_progress", "", ""),
+        (r2, "qms_change", "c4_nonconformities", "修订《纠正措施控制程序》:关闭前必须做有效性验证",
+         "品质部 赵敏", "quality", due(r2, 1), "done", due(r2, 1, 15), "程序文件已发布"),
+        (r2, "improvement", "c2_objectives", "VIP账期接通率专项帮扶:弹性排班与VIP专席",
+         "热线运营部 王磊", "hotline_ops", due(r2, 1), "in_progress", "", ""),
+        (r1, "resources", "c7_providers", "对交验不合格的两家供方开展二方审核", "行政部 周强", "admin",
+         due(r1, 2), "open", "", ""),
+        (r1, "improvement", "c6_audits", "逾期纠正措施每周通报,纳入部门月度考核", "品质部 赵敏",
+         "quality", due(r1, 0, 25), "open", "", ""),
+    ]
+    decision_frame = pd.DataFrame(
+        [
+            {"decision_id": f"MR-{i:03d}", "review_period": rp, "kind": kind, "input": inp,
+             "decision": text, "owner": owner, "department": dept, "due": d, "status": status,
+             "closed_on": closed, "result": result}
+            for i, (rp, kind, inp, text, owner, dept, d, status, closed, result) in enumerate(
+                decisions, 1)
+        ]
+    )
+    statements = pd.DataFrame(
+        [
+            {"statement_id": "MS-001", "period": r2, "input": "b_issues",
+             "statement": "本月外部环境无重大变化;联通省分公司服务考核办法未调整。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{r2}-28"},
+            {"statement_id": "MS-002", "period": str(end), "input": "b_issues",
+             "statement": "工信部发布新版电信服务投诉处理时限要求(自下季度起执行);"
+                          "内部:热线运营部人员流失率连续3个月偏高。",
+             "recorded_by": "品质部 赵敏", "recorded_on": f"{end}-28"},
+        ]
+    )
+    return {"review_decisions": decision_frame, "review_statements": statements}
+
+
 def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     """Write the demo exports and registers into ``out`` and return the files written.
 
@@ -582,6 +794,11 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     for name, frame in audit_registers(rng, end, params).items():
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
+    for name, frame in root_cause_registers(end).items():
+        if not frame.empty:
+            written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
+    for name, frame in review_registers(end).items():
+        written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     return written
 
 

@@ -135,6 +135,25 @@ def table(rows: pd.DataFrame | Sequence[Any], columns: Sequence[Col], css: str =
     )
 
 
+#: Mime type of the facts a report hands to the batch for the manifest.
+FACTS_MIME = "application/vnd.qmsnb.facts+json"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """JSON-native facts a report hands to the batch (recorded in the manifest).
+
+    Displayed, it is an output of its own mime type that the HTML report does not
+    show; :func:`qmsnb.publish.report_facts` reads it from the executed notebook.
+    """
+
+    data: dict[str, Any]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # an empty text/html: the HTML report shows nothing (not the text/plain repr)
+        return {FACTS_MIME: self.data, "text/html": ""}
+
+
 def figure_bundle(fig: Any) -> dict[str, Any]:
     """Both representations of a plotly figure (JupyterLab JSON and report HTML)."""
     import plotly.io as pio

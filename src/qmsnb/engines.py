@@ -35,8 +35,18 @@ JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
 def check_json_native(value: Any, path: str = "parameters") -> None:
-    """Raise TypeError unless ``value`` is built only of JSON-native types."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """Raise TypeError unless ``value`` is built only of JSON-native types.
+
+    The types must match exactly: a subclass (``numpy.float64``, an ``IntEnum``, a
+    ``str`` subclass with its own ``repr``) is refused, because papermill writes a
+    parameter into the notebook as source code through its type; so are NaN and
+    infinity, which JSON cannot hold.
+    """
+    if value is None or type(value) in (bool, int, str):
+        return
+    if type(value) is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError(f"{path}: {value!r} is not a JSON number")
         return
     if type(value) is list:
         for i, item in enumerate(value):

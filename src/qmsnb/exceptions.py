@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     REPORTS_FAILED = 1
     USER_ERROR = 2
     GATE_FAILED = 3
+    SEND_FAILED = 4
+    CONFIDENTIALITY = 5
     INTERRUPTED = 130
     PROGRAM_ERROR = 70
 
@@ -107,3 +109,31 @@ class PublishError(QmsnbError):
     """Publishing a report or the portal failed a safety check."""
 
     exit_code = ExitCode.PROGRAM_ERROR
+
+
+class DistributionError(QmsnbError):
+    """Reports cannot be distributed as asked (no distribution params, no run, a lock)."""
+
+
+class ConfidentialityError(QmsnbError):
+    """A department bundle holds something of another department; nothing was sent.
+
+    ``leaks`` lists every finding of the confidentiality check
+    (:class:`qmsnb.bundles.Leak`).
+    """
+
+    exit_code = ExitCode.CONFIDENTIALITY
+
+    #: How many findings the message lists (all are in ``leaks``).
+    shown = 20
+
+    def __init__(self, key: str, /, leaks: list[Any] | None = None, **facts: Any) -> None:
+        self.leaks = list(leaks or [])
+        super().__init__(key, **facts)
+
+    def message(self, lang: str) -> str:
+        lines = [super().message(lang)]
+        lines += [f"  - {leak.describe(lang)}" for leak in self.leaks[: self.shown]]
+        if len(self.leaks) > self.shown:
+            lines.append(f"  … (+{len(self.leaks) - self.shown})")
+        return "\n".join(lines)

@@ -900,3 +900,74 @@ def _transcode(source: Path, target: Path, encoding: str) -> None:
 def columnar_relation(path: Path) -> str:
     """The DuckDB table expression that reads a parquet file (for :mod:`qmsnb.columnar`)."""
     return f"read_parquet({_sql_text(str(path))})"
+# Bundles, locks and outgoing mail (distribution)
+# ---------------------------------------------------------------------------
+#: Time stamp of every zip member, so the same files always give the same bundle bytes.
+_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """Write a zip atomically; same members in, same bytes out (fixed time stamps).
+
+    Args:
+        members: (name inside the zip, content) pairs, in the order to write them.
+    """
+    import zipfile
+
+    with _atomic(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return Path(path)
+
+
+def read_zip(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Every member of a zip as (name, content)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            yield info.filename, archive.read(info)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    Yields True when the lock was taken, False when another process holds it.
+    The lock goes with the process (a killed process leaves no stale lock).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            import fcntl
+
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        except ImportError:  # Windows
+            import msvcrt
+
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                yield False
+                return
+        yield True
+    finally:
+        handle.close()
+
+
+def write_message(path: Path, message: Any) -> Path:
+    """Write an ``email.message.EmailMessage`` as an ``.eml`` file (atomically)."""
+    return write_bytes(path, bytes(message))

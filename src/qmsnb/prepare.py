@@ -9,6 +9,13 @@ status and warnings, and writes the small tables every notebook reads:
     assessed KPI values of the trend window, all departments and the organisation;
 ``prepared/<register>.parquet``
     the registers (objectives, audit programme, findings, actions, risks);
+``prepared/complaint_counts.parquet``
+    complaint tickets per month × department × category × subcategory over the
+    trend window (with the escalated ones): the shared base of complaint trends,
+    Pareto charts and surge alerts (:func:`complaint_counts`);
+``prepared/complaint_tickets.parquet``
+    the period's own tickets, a few columns and the text cut short, for batch,
+    repeat-complainant and escalation analysis (:func:`complaint_tickets`);
 ``prepared/meta.json``
     the period, the input files with their sha256, the months found, and the
     records store's URL and fingerprint when registers came from it.
@@ -19,7 +26,11 @@ auditors keep saving; the others are read from ``registers_dir``.
 
 A month's KPI values are cached under ``<outputs>/.cache/kpi/`` keyed by the
 sha256 of its export files and of the catalogue, so re-running a month after one
-export was corrected recomputes only that month.
+export was corrected recomputes only that month; complaint counts likewise under
+``<outputs>/.cache/complaints/``, keyed by the complaint export's sha256.
+
+Tables that are neither KPI values nor registers are listed in ``meta["tables"]``
+and read back by :func:`read_tables` (the context offers them as ``ctx.table(name)``).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import contextlib
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +55,44 @@ from qmsnb.periods import Period
 
 #: Bump when the way KPI values are computed changes (invalidates the cache).
 ENGINE_VERSION = "1"
+#: Bump when the way complaint counts are computed changes (invalidates their cache).
+COUNTS_VERSION = "1"
+#: Columns of :func:`complaint_counts`.
+COUNT_COLUMNS = ["period", "department", "category", "subcategory", "tickets", "escalated"]
+#: Columns of the period's tickets kept for root-cause analysis (no due/closing times).
+TICKET_COLUMNS = [
+    "ticket_id", "created_at", "department", "category", "subcategory", "channel",
+    "customer_id", "text", "escalated", "closed_on_time", "satisfied",
+]
+#: Complaint text is cut to this many characters in the prepared tickets.
+TEXT_CHARS = 120
+
+#: Further prepared tables an analysis needs: name → builder(params, period) → frame.
+#: Modules in :data:`TABLE_MODULES` register theirs when imported.
+TABLES: dict[str, Callable[[Params, str], pd.DataFrame]] = {}
+TABLE_MODULES: list[str] = ["qmsnb.analysis.review"]
+
+
+Builder = Callable[..., pd.DataFrame]
+
+
+def register_table(name: str) -> Callable[[Builder], Builder]:
+    """Register a builder of ``prepared/<name>.parquet``."""
+
+    def deco(build: Builder) -> Builder:
+        TABLES[name] = build
+        return build
+
+    return deco
+
+
+def prepared_tables() -> dict[str, Callable[[Params, str], pd.DataFrame]]:
+    """Every registered table builder (importing the modules that declare them)."""
+    import importlib
+
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return dict(TABLES)
 
 
 @dataclass
@@ -204,6 +254,104 @@ def kpi_history(
     return assess(values, params.catalogue), infos
 
 
+def complaint_counts(tickets: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Tickets (and escalated tickets) per department × category × subcategory of one month.
+
+    A ticket without a subcategory counts under ``""``; rows whose department or
+    category could not be read are left out.
+    """
+    if tickets.empty:
+        return pd.DataFrame(columns=COUNT_COLUMNS)
+    frame = tickets.dropna(subset=["department", "category"])
+    frame = frame.assign(
+        subcategory=frame["subcategory"].astype("string").fillna(""),
+        escalated=frame["escalated"].astype("boolean").fillna(False).astype(int),
+    )
+    counts = (
+        frame.groupby(["department", "category", "subcategory"], observed=True)
+        .agg(tickets=("ticket_id", "size"), escalated=("escalated", "sum"))
+        .reset_index()
+    )
+    counts.insert(0, "period", period)
+    for column in ("department", "category", "subcategory"):
+        counts[column] = counts[column].astype(str)
+    counts[["tickets", "escalated"]] = counts[["tickets", "escalated"]].astype("int64")
+    return counts[COUNT_COLUMNS]
+
+
+def complaint_tickets(tickets: pd.DataFrame) -> pd.DataFrame:
+    """The period's tickets with the columns root-cause analysis needs, text cut short."""
+    if tickets.empty:
+        return pd.DataFrame(columns=TICKET_COLUMNS)
+    frame = tickets[[c for c in TICKET_COLUMNS if c in tickets.columns]].copy()
+    frame["text"] = frame["text"].astype("string").str.slice(0, TEXT_CHARS)
+    return frame.reset_index(drop=True)
+
+
+def _read_export(
+    params: Params, period: str, name: str, required: bool = True
+) -> io.LoadedTable | None:
+    """A month's export as the loader types it, read the columnar way when the
+    result is provably the same frame (:func:`qmsnb.columnar.read_table`); the
+    loader otherwise (problems are then collected as usual)."""
+    path = export_files(params, period).get(name)
+    if path is not None and path.suffix.lower() in (".csv", ".parquet"):
+        from qmsnb import columnar
+
+        sha256 = io.sha256_file(path)
+        frame = columnar.read_table(
+            path, DATASETS[name], params, params.output_dir / ".cache" / "parquet", sha256=sha256
+        )
+        if frame is not None:
+            return io.LoadedTable(dataset=DATASETS[name], path=path, sha256=sha256, frame=frame)
+    return io.load(period_folder(params, period), name, params, required=required)
+
+
+def _month_complaints(
+    params: Params, period: str, cache_dir: Path | None
+) -> tuple[pd.DataFrame | None, io.LoadedTable | None]:
+    """One month's complaint counts (None without a complaints export), from the
+    cache when the export is unchanged, and the loaded table when it was read."""
+    path = export_files(params, period).get("complaints")
+    if path is None:
+        return None, None
+    key = hashlib.sha256((COUNTS_VERSION + io.sha256_file(path)).encode()).hexdigest()[:24]
+    cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return io.read_parquet(cached), None
+    table = _read_export(params, period, "complaints", required=False)
+    if table is None:
+        return None, None
+    counts = complaint_counts(table.frame, period)
+    if cached is not None:
+        io.write_parquet(cached, counts)
+    return counts, table
+
+
+def complaint_history(
+    params: Params, period: str, cache_dir: Path | None = None
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Complaint counts over the trend window ending with ``period``, the months that
+    had a complaints export, and ``period``'s own tickets (:func:`complaint_tickets`)."""
+    months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
+    frames, found = [], []
+    tickets = pd.DataFrame(columns=TICKET_COLUMNS)
+    for month in months:
+        counts, table = _month_complaints(params, month, cache_dir)
+        if counts is None:
+            continue
+        found.append(month)
+        if not counts.empty:
+            frames.append(counts)
+        if month == period:
+            if table is None:
+                table = _read_export(params, month, "complaints")
+            assert table is not None
+            tickets = complaint_tickets(table.frame)
+    counts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COUNT_COLUMNS)
+    return counts, found, tickets
+
+
 def load_registers(params: Params, strict: bool = True) -> dict[str, io.LoadedTable]:
     """Read the registers the quality office keeps (missing ones are skipped).
 
@@ -246,6 +394,12 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
+    counts, complaint_months, tickets = complaint_history(
+        params, period, params.output_dir / ".cache" / "complaints"
+    )
+    tables = {"complaint_counts": counts, "complaint_tickets": tickets}
+    for name, frame in tables.items():
+        io.write_parquet(out_dir / f"{name}.parquet", frame)
     regs, store_info = read_registers(params)
     inputs: list[dict[str, Any]] = []
     for month in months:
@@ -257,12 +411,17 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
             {"period": None, "dataset": name, "path": table.source or str(table.path),
              "sha256": table.sha256}
         )
+    for name, build in prepared_tables().items():
+        tables[name] = build(params, period)
+        io.write_parquet(out_dir / f"{name}.parquet", tables[name])
     meta = {
         "period": period,
         "months": [m["period"] for m in months if m["files"]],
         "inputs": inputs,
         "registers": sorted(regs),
         "records_store": store_info,
+        "tables": sorted(tables),
+        "complaint_months": complaint_months,
     }
     io.write_json(out_dir / "meta.json", meta)
     return meta
@@ -279,3 +438,13 @@ def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], 
         if name in DATASETS
     }
     return io.read_parquet(folder / "kpi.parquet"), regs, meta
+
+
+def read_tables(folder: Path, meta: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The further prepared tables listed in ``meta["tables"]`` (complaint counts and
+    the tables registered in :data:`TABLES`)."""
+    return {
+        name: io.read_parquet(folder / f"{name}.parquet")
+        for name in meta.get("tables", [])
+        if (folder / f"{name}.parquet").is_file()
+    }

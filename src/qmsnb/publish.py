@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qmsnb import io
-from qmsnb.config import ORGANISATION, Params
+from qmsnb.config import ORGANISATION, Params, check_department_id
 from qmsnb.exceptions import PublishError
 from qmsnb.i18n import period_label, t
 
@@ -120,9 +120,7 @@ def export_report(
             },
         },
     )
-    found = external_references(body)
-    if found:
-        raise PublishError("error.publish.external", file=str(html), urls=", ".join(found[:5]))
+    raise_for_page(body, str(html))
     return io.write_text(html, body)
 
 
@@ -267,12 +265,61 @@ def render_periods_index(output_dir: Path, params: Params, lang: str) -> Path:
 
 def check_offline(folder: Path) -> list[tuple[str, list[str]]]:
     """Every HTML page under ``folder`` that references something outside it."""
+    from qmsnb import safety
+
     bad = []
     for page in sorted(folder.rglob("*.html")):
-        found = external_references(io.read_text(page))
+        markup = io.read_text(page)
+        found = list(dict.fromkeys(external_references(markup) + safety.external_urls(markup)))
         if found:
             bad.append((str(page), found))
     return bad
+
+
+def raise_for_page(markup: str, page: str) -> None:
+    """Raise PublishError if a page could load from outside or run a script not ours.
+
+    See :mod:`qmsnb.safety` for what is checked.
+    """
+    from qmsnb import safety
+
+    external = external_references(markup)
+    if external:
+        raise PublishError("error.publish.external", file=page, urls=", ".join(external[:5]))
+    problems = safety.check_page(markup, page)
+    if problems:
+        first = problems[0]
+        key = "error.publish.external" if first.reason == "external" else "error.publish.unsafe"
+        raise PublishError(key, file=page, urls=first.detail, reason=first.reason,
+                           detail=first.detail, count=len(problems))
+
+
+def check_pages(folder: Path) -> None:
+    """The post-export check over every HTML page of a run (reports, portal, ...).
+
+    Raises:
+        PublishError: a page loads something from outside the output folder, or
+            could run a script that is not plotly's (see :mod:`qmsnb.safety`).
+    """
+    for page in sorted(folder.rglob("*.html")):
+        raise_for_page(io.read_text(page), str(page))
+
+
+def report_facts(ipynb: Path) -> dict[str, Any]:
+    """The facts an executed notebook handed over (:class:`qmsnb.display.Facts`)."""
+    from qmsnb.display import FACTS_MIME
+
+    found: dict[str, Any] = {}
+    try:
+        nb = io.read_json(ipynb)
+    except (OSError, ValueError):
+        return found
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            if isinstance(data.get(FACTS_MIME), dict):
+                found.update(data[FACTS_MIME])
+    return found
 
 
 def relative(path: Path, start: Path) -> str:
@@ -280,7 +327,12 @@ def relative(path: Path, start: Path) -> str:
 
 
 def report_paths(folder: Path, department: str, notebook: str) -> tuple[Path, Path]:
-    """Where a report's executed notebook and HTML live inside a period folder."""
+    """Where a report's executed notebook and HTML live inside a period folder.
+
+    Raises:
+        UsageError: ``department`` is not a department-id slug (e.g. ``../x``).
+    """
+    check_department_id(department)
     return folder / department / f"{notebook}.ipynb", folder / department / f"{notebook}.html"
 
 

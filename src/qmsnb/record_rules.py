@@ -10,7 +10,10 @@ what a record must make sense as (ISO 9001 9.2 / 10.2):
   competent for the process (and whose department is the one listed);
 * a corrective action that comes from an audit names its finding; it is not due
   before it was raised nor before the finding was made; a closed action has a
-  closing date, not before it was raised.
+  closing date, not before it was raised;
+* a root-cause record's complaint subcategory belongs to its category; a
+  five-whys chain's action completion date needs an action and lies between
+  the analysis date and today.
 
 Each rule raises :class:`~qmsnb.exceptions.RecordsError` naming the field. Rules
 register themselves with :func:`qmsnb.records.register_rule`; other registers
@@ -194,4 +197,54 @@ def action_dates(doc: dict[str, Any], ctx: RuleContext) -> None:
             value=doc["closed_on"],
             other={"zh": "提出日期", "en": "date raised"},
             other_value=raised.date().isoformat(),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Root-cause records (fishbone causes, five-whys chains)
+# ---------------------------------------------------------------------------
+def _subcategory_of_category(doc: dict[str, Any], ctx: RuleContext) -> None:
+    """The complaint subcategory is one of the complaint category's own."""
+    sub, cat = doc.get("complaint_subcategory"), doc.get("complaint_category")
+    if not sub or not cat:
+        return
+    for category in ctx.params.organisation.complaint_categories:
+        if category.id == cat and sub not in category.subcategories:
+            raise field_error(
+                "error.records.subcategory_mismatch",
+                ctx.register,
+                "complaint_subcategory",
+                value=sub,
+                category={"zh": category.name.zh, "en": category.name.en},
+                known="、".join(n.zh for n in category.subcategories.values()) or "–",
+            )
+
+
+register_rule("fishbone_causes")(_subcategory_of_category)
+register_rule("five_whys")(_subcategory_of_category)
+
+
+@register_rule("five_whys")
+def completed_action(doc: dict[str, Any], ctx: RuleContext) -> None:
+    """A completion date needs an action, and is neither in the future nor before
+    the analysis was recorded (the "did the fix hold" check counts from it)."""
+    done = _date(doc.get("action_done_on"))
+    if done is None:
+        return
+    if not (doc.get("action") or "").strip():
+        raise field_error("error.records.action_required", "five_whys", "action")
+    if done.date() > pd.Timestamp.now().date():
+        raise field_error(
+            "error.records.done_in_future", "five_whys", "action_done_on",
+            value=doc["action_done_on"],
+        )
+    recorded = _date(doc.get("recorded_on"))
+    if recorded is not None and done < recorded:
+        raise field_error(
+            "error.records.date_before",
+            "five_whys",
+            "action_done_on",
+            value=doc["action_done_on"],
+            other={"zh": "分析日期", "en": "analysis date"},
+            other_value=recorded.date().isoformat(),
         )

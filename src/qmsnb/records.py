@@ -68,7 +68,7 @@ _ID_RETRIES = 5
 #: ``who`` of the records the demo writes.
 DEMO_USER = "qmsnb demo"
 #: Modules that register rules for registers (imported on first validation).
-RULE_MODULES: list[str] = ["qmsnb.record_rules"]
+RULE_MODULES: list[str] = ["qmsnb.record_rules", "qmsnb.review_rules"]
 #: Prefix of generated record ids per register (default: the register id).
 #: A value may be a function of the record (``IA-2026`` from an audit's planned month).
 ID_PREFIX: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
@@ -77,6 +77,10 @@ ID_PREFIX: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
     "actions": "CA",
     "risks": "R",
     "objectives": "QO",
+    "fishbone_causes": "FB",
+    "five_whys": "5W",
+    "review_decisions": "MR",
+    "review_statements": "MS",
 }
 #: History actions.
 ACTIONS = ("insert", "update", "import", "retire")

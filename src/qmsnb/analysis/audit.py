@@ -868,6 +868,13 @@ def date_text(value: Any) -> str:
     return pd.Timestamp(value).date().isoformat()
 
 
+def _department_column(ctx: PeriodContext) -> list[Col]:
+    """The department column, for the organisation only (a department's report is its own)."""
+    if not ctx.is_organisation:
+        return []
+    return [Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"])))]
+
+
 def header(ctx: PeriodContext) -> Html:
     """The report title block."""
     sub = ctx.t(
@@ -1001,12 +1008,12 @@ def programme(ctx: PeriodContext) -> Section:
             ctx.t("col.process"),
             lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
         ),
-        Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
+        *_department_column(ctx),
         Col(ctx.t("audit.col.importance"), key="importance", align="center"),
         Col(ctx.t("audit.col.per_year"), level, align="right"),
         Col(ctx.t("audit.col.why"), sentence),
     ]
-    section.add(table(freq, columns, css="qm-wide"))
+    section.add(table(freq, columns, css="qm-auto"))
     missing = unmapped_processes(v.processes, v.pairs)
     if missing and ctx.is_organisation:
         section.add(
@@ -1045,6 +1052,9 @@ def schedule_section(ctx: PeriodContext) -> Section:
         section.add(banner("info", ctx.t("audit.no_auditors")))
 
     def auditor(r: pd.Series) -> str:
+        if r["auditor"] and not ctx.is_organisation:
+            # a department's report names no other department (its bundle is checked for it)
+            return escape(r["auditor"])
         if r["auditor"]:
             return escape(
                 f"{r['auditor']}({_dept(ctx, r['auditor_department'])})"
@@ -1059,10 +1069,10 @@ def schedule_section(ctx: PeriodContext) -> Section:
             ctx.t("col.process"),
             lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
         ),
-        Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
+        *_department_column(ctx),
         Col(ctx.t("audit.col.auditor"), auditor),
     ]
-    section.add(table(plan, columns))
+    section.add(table(plan, columns, css="qm-auto"))
     stuck = plan[plan["problem"].isin(["none_eligible", "all_busy"])]
     if len(stuck):
         section.add(
@@ -1183,7 +1193,7 @@ def checklist_table(ctx: PeriodContext, items: pd.DataFrame) -> Html:
         Col(ctx.t("audit.col.reference"), key="reference"),
         Col(ctx.t("audit.col.prompt"), key="prompt"),
     ]
-    return table(items, columns, css="qm-wide")
+    return table(items, columns, css="qm-auto")
 
 
 def export_checklist(ctx: PeriodContext, audit: Mapping[str, Any], path: Path) -> Path:
@@ -1251,7 +1261,7 @@ def checklists(ctx: PeriodContext) -> Section:
                 ctx.t("col.process"),
                 lambda r: escape(process_label(ctx, r["process_id"], v.processes)),
             ),
-            Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
+            *_department_column(ctx),
             Col(ctx.t("audit.col.auditor"), key="auditor"),
             Col(ctx.t("audit.col.items"), size, align="right"),
         ]
@@ -1328,7 +1338,7 @@ def findings_section(ctx: PeriodContext) -> Section:
             Col(ctx.t("audit.col.finding"), key="finding_id"),
             Col(ctx.t("audit.col.repeat_of"), key="repeat_of"),
             Col(ctx.t("col.clause"), lambda r: escape(clause_title(str(r["clause"]), ctx.lang))),
-            Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
+            *_department_column(ctx),
             Col(
                 ctx.t("audit.col.grade"),
                 lambda r: badge(GRADE_STATUS[r["grade"]], _grade_label(ctx, r["grade"])),
@@ -1336,7 +1346,7 @@ def findings_section(ctx: PeriodContext) -> Section:
             Col(ctx.t("audit.col.found_on"), lambda r: escape(date_text(r["found_on"]))),
             Col(ctx.t("audit.col.statement"), key="statement"),
         ]
-        sub.add(ctx.t("audit.repeats_note"), table(repeats, columns, css="qm-wide"))
+        sub.add(ctx.t("audit.repeats_note"), table(repeats, columns, css="qm-auto"))
     section.add(sub)
     return section
 
@@ -1388,7 +1398,7 @@ def actions_section(ctx: PeriodContext) -> Section:
     columns = [
         Col(ctx.t("audit.col.action"), key="action_id"),
         Col(ctx.t("audit.col.finding"), key="finding_id"),
-        Col(ctx.t("col.department"), lambda r: escape(_dept(ctx, r["department"]))),
+        *_department_column(ctx),
         Col(ctx.t("audit.col.description"), key="description"),
         Col(ctx.t("audit.col.owner"), key="owner"),
         Col(ctx.t("audit.col.due"), lambda r: escape(date_text(r["due_date"]))),
@@ -1399,7 +1409,7 @@ def actions_section(ctx: PeriodContext) -> Section:
     if open_.empty:
         section.add(ctx.t("audit.no_open_actions"))
     else:
-        section.add(table(open_, columns, css="qm-wide"))
+        section.add(table(open_, columns, css="qm-auto"))
     red = open_[open_["rag"] == "red"]
     if len(red):
         section.add(
@@ -1407,7 +1417,7 @@ def actions_section(ctx: PeriodContext) -> Section:
                 "red",
                 ctx.t("audit.overdue_banner", count=len(red)),
                 [
-                    f"{r.action_id}: {r.description}({r.owner})"
+                    f"{r.action_id}:{r.description}({r.owner})"
                     if ctx.lang == "zh"
                     else f"{r.action_id}: {r.description} ({r.owner})"
                     for r in red.itertuples()

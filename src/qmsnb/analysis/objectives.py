@@ -13,6 +13,7 @@ functions turn them into :class:`~qmsnb.display.Section` objects.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -479,8 +480,9 @@ def warnings(ctx: PeriodContext) -> Section:
             ctx.t("col.alert"),
             lambda r: badge("red" if r["alert"] == "support" else "yellow", ctx.t(f"alert.{r['alert']}")),
         ),
-        Col(ctx.t("col.owner"), lambda r: escape(ctx.params.kpis[r["kpi"]].owner)),
     ]
+    if ctx.is_organisation:  # a department's own report names no other unit
+        columns.append(Col(ctx.t("col.owner"), lambda r: escape(ctx.params.kpis[r["kpi"]].owner)))
     return section.add(ctx.t("objectives.warning_rule",
                              warn=ctx.params.catalogue.status.warning_months,
                              support=ctx.params.catalogue.status.support_months),
@@ -509,12 +511,24 @@ def plans(ctx: PeriodContext) -> Section:
             out += " " + badge("red", ctx.t("objectives.overdue"))
         return out
 
+    def who(r: pd.Series) -> str:
+        if ctx.is_organisation or r["department"] == ctx.department:
+            return escape(r["owner"])
+        return escape(ctx.t("role.lead_owner"))  # a person of the lead department
+
+    if ctx.is_organisation:
+        lead = Col(ctx.t("col.lead"), lambda r: escape(ctx.dept_name(r["department"])))
+    else:  # a department's report shows its role, never another department's name
+        def role(r: pd.Series) -> str:
+            return escape(ctx.t("role.lead" if r["department"] == ctx.department else "role.support"))
+
+        lead = Col(ctx.t("col.role"), role)
     columns = [
         Col(ctx.t("col.objective"), objective),
-        Col(ctx.t("col.lead"), lambda r: escape(ctx.dept_name(r["department"]))),
+        lead,
         Col(ctx.t("col.what"), lambda r: escape(r["action"])),
         Col(ctx.t("col.resources"), lambda r: escape(r["resources"])),
-        Col(ctx.t("col.who"), lambda r: escape(r["owner"])),
+        Col(ctx.t("col.who"), who),
         Col(ctx.t("col.by_when"), lambda r: escape(pd.Timestamp(r["due"]).date() if pd.notna(r["due"]) else "")),
         Col(ctx.t("col.evaluation"), lambda r: escape(r["evaluation"])),
         Col(ctx.t("col.progress"), lambda r: progress_bar(r["progress"])),
@@ -527,7 +541,10 @@ def plans(ctx: PeriodContext) -> Section:
             banner(
                 "red",
                 ctx.t("objectives.overdue_banner", count=len(late)),
-                [f"{r['objective_id']}: {r['action']} ({r['owner']})" for _, r in late.iterrows()],
+                [
+                    f"{r['objective_id']}: {r['action']} ({html.unescape(who(r))})"
+                    for _, r in late.iterrows()
+                ],
             )
         )
     return section
@@ -537,6 +554,9 @@ def annual(ctx: PeriodContext) -> Section:
     """Annual targets split into quarters (months follow their quarter), YTD and projection."""
     section = Section(ctx.t("objectives.annual"), anchor="annual")
     rows = objective_rows(ctx)
+    if not ctx.is_organisation and not rows.empty:
+        # year-to-date figures are the lead department's: only objectives it leads
+        rows = rows[rows["department"] == ctx.department]
     if rows.empty:
         return section.add(ctx.t("objectives.no_objectives", year=ctx.year))
     current_q = Period.parse(ctx.period).quarter
