@@ -288,22 +288,35 @@ def complaint_tickets(tickets: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: Exports read whole during one prepare (several prepared tables use the same
+#: month's complaints): (path, sha256) → frame. Emptied when prepare() ends.
+_READ: dict[tuple[str, str], pd.DataFrame] = {}
+
+
 def _read_export(
     params: Params, period: str, name: str, required: bool = True
 ) -> io.LoadedTable | None:
     """A month's export as the loader types it, read the columnar way when the
     result is provably the same frame (:func:`qmsnb.columnar.read_table`); the
-    loader otherwise (problems are then collected as usual)."""
+    loader otherwise (problems are then collected as usual). Each caller gets
+    its own copy of the frame."""
     path = export_files(params, period).get(name)
     if path is not None and path.suffix.lower() in (".csv", ".parquet"):
         from qmsnb import columnar
 
         sha256 = io.sha256_file(path)
-        frame = columnar.read_table(
-            path, DATASETS[name], params, params.output_dir / ".cache" / "parquet", sha256=sha256
-        )
-        if frame is not None:
-            return io.LoadedTable(dataset=DATASETS[name], path=path, sha256=sha256, frame=frame)
+        key = (str(path), sha256)
+        if key not in _READ:
+            frame = columnar.read_table(
+                path, DATASETS[name], params, params.output_dir / ".cache" / "parquet",
+                sha256=sha256,
+            )
+            if frame is not None:
+                _READ[key] = frame
+        if key in _READ:
+            return io.LoadedTable(
+                dataset=DATASETS[name], path=path, sha256=sha256, frame=_READ[key].copy()
+            )
     return io.load(period_folder(params, period), name, params, required=required)
 
 
@@ -391,6 +404,13 @@ def prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
         DataError: a bad value in the period's exports or in a register.
     """
     check_period_exists(params, period)
+    try:
+        return _prepare(params, period, out_dir)
+    finally:
+        _READ.clear()
+
+
+def _prepare(params: Params, period: str, out_dir: Path) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir)
     io.write_parquet(out_dir / "kpi.parquet", assessed)
