@@ -113,5 +113,7 @@ def main(args: list[str]) -> dict:
             figures.update(run_both(root, "plan"))
         if figures.get("plan_reports", 0) < SYNTHETIC_REPORTS or "--synthetic-only" in args:
             figures["synthetic_plan"] = synthetic_plan(root / "params" / "batch.yaml", departments)
+            # a fresh output folder: a run keeps the period's reports it did not plan
+            shutil.rmtree(root / "outputs", ignore_errors=True)
             figures.update(run_both(root, "synthetic"))
     return figures
