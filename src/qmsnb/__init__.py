@@ -24,6 +24,7 @@ _ANALYSIS = {
     "objectives": "qmsnb.analysis.objectives",
     "review": "qmsnb.analysis.review",
     "audit": "qmsnb.analysis.audit",
+    "risk": "qmsnb.analysis.risk",
     "rca": "qmsnb.analysis.rca",
     "widgets": "qmsnb.widgets",
 }

@@ -321,3 +321,155 @@ def stacked_bars(
         return style(fig, title, height=max(280, 26 * len(categories) + 140))
     fig.update_yaxes(dtick=1)
     return style(fig, title, height=380)
+
+
+def pale(colour: str, amount: float = 0.78) -> str:
+    """``colour`` mixed with white (``amount`` of white): the tint of an empty cell."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    mix = [round(c + (255 - c) * amount) for c in (r, g, b)]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _text_colour(colour: str) -> str:
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#212121" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "#ffffff"
+
+
+@dataclass(frozen=True)
+class HeatPanel:
+    """One risk heat map: rows × columns of cells with a colour, a count and hover text.
+
+    ``hover`` is markup plotly shows as is: escape data in it before.
+    """
+
+    title: str
+    rows: Sequence[str]
+    columns: Sequence[str]
+    counts: np.ndarray
+    colours: np.ndarray
+    hover: np.ndarray
+    row_title: str = ""
+    column_title: str = ""
+
+
+def risk_heatmap(panels: Sequence[HeatPanel], title: str) -> go.Figure:
+    """Risk heat maps side by side: each cell in its band's colour with its count.
+
+    Cells take any colour (a band's, or its pale tint when empty); counts are
+    written in dark or white text, whichever reads on the cell.
+    """
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[p.title for p in panels],
+        horizontal_spacing=0.12,
+    )
+    for index, panel in enumerate(panels, start=1):
+        palette = sorted({str(c) for c in panel.colours.ravel()})
+        code = {c: i for i, c in enumerate(palette)}
+        z = np.array([[code[str(c)] for c in row] for row in panel.colours], dtype=float)
+        n = len(palette)
+        scale = []
+        for i, colour in enumerate(palette):
+            scale += [[i / n, colour], [(i + 1) / n, colour]]
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=list(panel.columns), y=list(panel.rows), zmin=-0.5, zmax=n - 0.5,
+                colorscale=scale, showscale=False, xgap=3, ygap=3,
+                customdata=panel.hover, hovertemplate="%{customdata}<extra></extra>",
+            ),
+            row=1, col=index,
+        )
+        xs, ys, texts, colours = [], [], [], []
+        for i, row in enumerate(panel.rows):
+            for j, column in enumerate(panel.columns):
+                if panel.counts[i, j]:
+                    xs.append(column)
+                    ys.append(row)
+                    texts.append(str(int(panel.counts[i, j])))
+                    colours.append(_text_colour(str(panel.colours[i, j])))
+        if xs:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, text=texts, mode="text", hoverinfo="skip", showlegend=False,
+                    textfont={"size": 14, "color": colours, "family": FONT},
+                ),
+                row=1, col=index,
+            )
+        fig.update_xaxes(title_text=panel.column_title, type="category", side="bottom",
+                         row=1, col=index)
+        fig.update_yaxes(title_text=panel.row_title, type="category", autorange="reversed",
+                         row=1, col=index)
+    fig.update_annotations(font={"size": 13, "family": FONT})
+    rows = max(len(p.rows) for p in panels) if panels else 5
+    return style(fig, title, height=max(380, 42 * rows + 170))
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """One before/after panel: a monthly series, the month the actions were
+    completed, and the level of the months before and after it."""
+
+    title: str
+    x: Sequence[str]
+    y: Sequence[float]
+    action: str
+    before: Sequence[str]
+    after: Sequence[str]
+    before_level: float | None
+    after_level: float | None
+    colour: str
+    unit: str = "%"
+
+
+def before_after(
+    panels: Sequence[BeforeAfter], title: str, labels: dict[str, str], columns: int = 2
+) -> go.Figure:
+    """Small multiples of before/after series.
+
+    Args:
+        labels: translated names for ``value``, ``before``, ``after`` and ``action``.
+    """
+    rows, cols = _grid(len(panels), columns)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
+        vertical_spacing=min(0.18, 0.7 / max(rows, 1)), horizontal_spacing=0.08,
+    )
+    for index, panel in enumerate(panels):
+        row, col = index // cols + 1, index % cols + 1
+        first = index == 0
+        fig.add_trace(
+            go.Scatter(
+                x=list(panel.x), y=list(panel.y), mode="lines+markers", name=labels["value"],
+                line={"color": LINE, "width": 2}, marker={"size": 7}, legendgroup="value",
+                showlegend=first, hovertemplate=f"%{{x}}: %{{y}}{panel.unit}<extra></extra>",
+            ),
+            row=row, col=col,
+        )
+        for part, months, level, colour in (
+            ("before", panel.before, panel.before_level, TARGET),
+            ("after", panel.after, panel.after_level, panel.colour),
+        ):
+            if level is None or not months:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(months), y=[level] * len(months), mode="lines", name=labels[part],
+                    line={"color": colour, "width": 3, "dash": "dash"}, legendgroup=part,
+                    showlegend=first,
+                    hovertemplate=f"{labels[part]}: %{{y}}{panel.unit}<extra></extra>",
+                ),
+                row=row, col=col,
+            )
+        if panel.action in panel.x:
+            fig.add_trace(
+                go.Scatter(
+                    x=[panel.action, panel.action],
+                    y=[min(panel.y), max(panel.y)], mode="lines", name=labels["action"],
+                    line={"color": STATUS_COLOURS["red"], "width": 1, "dash": "dot"},
+                    legendgroup="action", showlegend=first, hoverinfo="skip",
+                ),
+                row=row, col=col,
+            )
+    fig.update_annotations(font={"size": 12, "family": FONT})
+    fig.update_xaxes(tickangle=-45, tickfont={"size": 9}, type="category")
+    fig.update_yaxes(tickfont={"size": 9})
+    return style(fig, title, height=max(320, rows * 260 + 100))

@@ -242,6 +242,42 @@ def _records_args(p: argparse.ArgumentParser) -> None:
     sub.add_parser("status", help="where the store is and how many records each register holds")
 
 
+# ---------------------------------------------------------------------------
+# risks
+# ---------------------------------------------------------------------------
+def run_risks(args: argparse.Namespace) -> int:
+    from qmsnb import risks
+    from qmsnb.records import open_store
+
+    params = _params(args)
+    lang = args.msg_lang
+    with open_store(params) as store:
+        source = Path(args.source) if args.source else None
+        processes = risks.process_register(params, store, source)
+        result = risks.seed_store(store, processes, args.who)
+    print(t("risks.seeded", lang, added=len(result.added), skipped=len(result.skipped),
+            processes=len(processes)))
+    if result.added:
+        print(t("risks.seeded_ids", lang, first=result.added[0], last=result.added[-1]))
+    return 0
+
+
+@command("risks", "cli.risks")
+def _risks_args(p: argparse.ArgumentParser) -> None:
+    import getpass
+
+    sub = p.add_subparsers(dest="action", required=True)
+    seed = sub.add_parser(
+        "seed", help="one unscored risk per failure mode of the process register (never twice)"
+    )
+    seed.add_argument(
+        "--from", dest="source",
+        help="process register file (default: the store's, else the one in registers_dir)",
+    )
+    seed.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
+                      help="who is seeding (kept in the history)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     lang = os.environ.get("QMSNB_LANG", "en")
     lang = lang if lang in LANGS else "en"

@@ -14,7 +14,8 @@ Optional files (:data:`OPTIONAL_FILES`) are parsed as strictly as the others whe
 present; when absent they give their defaults (``audit.yaml``: internal auditors
 and their competences, the audit-frequency rules, declared changes; ``rca.yaml``:
 complaint hotspot rules, association rules, the "did the fix hold" check and the
-phrases that flag a five-whys chain stopping at a person) or nothing
+phrases that flag a five-whys chain stopping at a person; ``risk.yaml``: the
+risk-scoring method, its bands and colours, the effectiveness check) or nothing
 (``distribution.yaml``: the SMTP server and the recipients of each department's
 report bundle and of the organisation-wide reports, for ``qmsnb distribute``).
 
@@ -472,11 +473,128 @@ class RcaParams(_Model):
         return value
 
 
+class RiskBand(_Model):
+    """One band of a scoring method: id, the score it starts at, its colour and,
+    optionally, its name (default: the catalogue's ``risk.band.<id>``)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,29}$")
+    min: float = 0
+    colour: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    name: Names | None = None
+
+
+class MethodSettings(_Model):
+    """Bands of one scoring method (mildest first) and, for FMEA, how to band."""
+
+    bands: tuple[RiskBand, ...] | None = None
+    band_by: Literal["score", "action_priority"] | None = None
+
+
+class EffectivenessRules(_Model):
+    """How "did the actions work?" is judged (see ``docs/risk-scoring.md``).
+
+    The months before the month the actions were completed (at most
+    ``baseline_months``) are compared with the months after it, up to the report's
+    month; the action month itself counts in neither. Fewer than
+    ``min_months_before`` usable months before, or ``min_months_after`` after, is
+    "not enough data yet". A one-sided test in the improving direction at
+    ``alpha`` decides between "effective" and "not effective".
+    """
+
+    baseline_months: int = Field(default=6, ge=2, le=24)
+    min_months_before: int = Field(default=3, ge=2, le=24)
+    min_months_after: int = Field(default=3, ge=1, le=24)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+
+
+class RiskParams(_Model):
+    """``risk.yaml`` (optional): the active scoring method, bands and colours per
+    method, the effectiveness rules and what the report lists."""
+
+    method: str = "matrix"
+    methods: dict[str, MethodSettings] = {}
+    effectiveness: EffectivenessRules = EffectivenessRules()
+    top: int = Field(default=10, ge=1, le=100)
+    review_due_soon_days: int = Field(default=30, ge=1, le=366)
+    first_review_days: int = Field(default=30, ge=1, le=366)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from qmsnb import scoring
+
+        if value not in scoring.METHODS:
+            raise ValueError(f"unknown scoring method; use one of {', '.join(scoring.METHODS)}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _method_settings(cls, value: dict[str, MethodSettings]) -> dict[str, MethodSettings]:
+        from qmsnb import scoring
+
+        for method_id, settings in value.items():
+            if method_id not in scoring.METHODS:
+                raise ValueError(
+                    f"unknown scoring method {method_id}; use one of {', '.join(scoring.METHODS)}"
+                )
+            method = scoring.METHODS[method_id]
+            if settings.band_by == "action_priority" and method.classify is None:
+                raise ValueError(f"{method_id}: band_by action_priority is for fmea only")
+            if not settings.bands:
+                continue
+            ids = [b.id for b in settings.bands]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"{method_id}: a band id is listed twice")
+            mins = [b.min for b in settings.bands]
+            if mins != sorted(mins) or len(set(mins)) != len(mins):
+                raise ValueError(f"{method_id}: band minimums must rise from the first band")
+            low, high = method.score_range
+            if mins[0] > low:
+                raise ValueError(
+                    f"{method_id}: the first band must start at or below the lowest score "
+                    f"{scoring.number_text(low)}"
+                )
+            if mins[-1] > high:
+                top = scoring.number_text(high)
+                raise ValueError(f"{method_id}: a band starts above the highest score {top}")
+            band_by = settings.band_by or method.band_by
+            if band_by == "action_priority":
+                missing = set(scoring.PRIORITY_BANDS.values()) - set(ids)
+                if missing:
+                    raise ValueError(
+                        f"{method_id}: action-priority banding needs bands "
+                        f"{', '.join(sorted(missing))}"
+                    )
+        return value
+
+    def bands(self, method_id: str | None = None) -> tuple[Any, ...]:
+        """The bands of a method (the active one by default) as :class:`scoring.Band`."""
+        from qmsnb import scoring
+
+        method = scoring.METHODS[method_id or self.method]
+        settings = self.methods.get(method.id)
+        if settings is None or not settings.bands:
+            return method.default_bands
+        return tuple(
+            scoring.Band(b.id, b.min, b.colour, b.name.model_dump() if b.name else None)
+            for b in settings.bands
+        )
+
+    def band_by(self, method_id: str | None = None) -> str:
+        """How a method's scores are banded (``score`` or ``action_priority``)."""
+        from qmsnb import scoring
+
+        method = scoring.METHODS[method_id or self.method]
+        settings = self.methods.get(method.id)
+        return (settings.band_by if settings and settings.band_by else None) or method.band_by
+
+
 #: Optional parameter files: file name → model. Absent → the model's defaults, or
 #: None for a model that has no defaults (``distribution.yaml``: nothing to send).
 OPTIONAL_FILES: dict[str, type[_Model]] = {
     "audit.yaml": AuditParams,
     "rca.yaml": RcaParams,
+    "risk.yaml": RiskParams,
     "distribution.yaml": Distribution,
 }
 
@@ -509,6 +627,11 @@ class Params:
     def rca(self) -> RcaParams:
         """``rca.yaml``: hotspot, association and fix-check rules (defaults if absent)."""
         return self.optional.get("rca.yaml") or RcaParams()
+
+    @property
+    def risk(self) -> RiskParams:
+        """``risk.yaml``: scoring method, bands, effectiveness rules (defaults if absent)."""
+        return self.optional.get("risk.yaml") or RiskParams()
 
     @property
     def distribution(self) -> Distribution | None:
@@ -555,8 +678,14 @@ class Params:
                      self.organisation.name.en):
             scopes[name] = ORGANISATION
             scopes[name.lower()] = ORGANISATION
+        kpis: dict[str, str] = {}
+        for kpi in self.catalogue.kpis:
+            for name in (kpi.id, kpi.name.zh, kpi.name.en):
+                kpis[name.strip()] = kpi.id
+                kpis[name.strip().lower()] = kpi.id
         return {
             "departments": self.department_aliases,
+            "kpis": kpis,
             "scopes": scopes,
             "complaint_categories": categories,
             "complaint_subcategories": subcategories,

@@ -39,7 +39,8 @@ class PeriodContext:
     kpi: pd.DataFrame
     registers: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    #: Further prepared tables (``complaint_counts``, ``complaint_tickets``, ...).
+    #: Further prepared tables (``complaint_counts``, ``complaint_tickets``,
+    #: ``risks_previous``, ...).
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Opened on a batch's prepared tables (a report being built), not interactively.
     batch: bool = False

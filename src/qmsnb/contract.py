@@ -176,6 +176,25 @@ OBJECTIVE_STATUS = {
     "delayed": ("滞后", "Delayed"),
 }
 RISK_TYPES = {"risk": ("风险", "Risk"), "opportunity": ("机遇", "Opportunity")}
+RISK_SOURCES = {
+    "policy": ("外部:政策", "External: policy"),
+    "economy": ("外部:经济", "External: economy"),
+    "society": ("外部:社会", "External: society"),
+    "technology": ("外部:技术", "External: technology"),
+    "strength": ("内部:优势", "Internal: strength"),
+    "weakness": ("内部:劣势", "Internal: weakness"),
+    "failure_mode": ("过程失效模式", "Failure mode of a process"),
+}
+#: Sources that are external or internal issues (ISO 9001 4.1), not failure modes.
+RISK_ISSUE_SOURCES = ("policy", "economy", "society", "technology", "strength", "weakness")
+RISK_TREATMENTS = {
+    "avoid": ("规避", "Avoid"),
+    "reduce": ("降低", "Reduce"),
+    "share": ("分担/转移", "Share / transfer"),
+    "accept": ("接受", "Accept"),
+    "pursue": ("把握机遇", "Pursue (opportunity)"),
+    "enhance": ("增强机遇", "Enhance (opportunity)"),
+}
 RISK_STATUS = {
     "open": ("识别", "Open"),
     "treating": ("应对中", "Being treated"),
@@ -190,6 +209,13 @@ SOURCES = {
     "kpi": ("指标预警", "KPI warning"),
     "external_audit": ("外部审核", "External audit"),
 }
+
+def _scoring_methods() -> dict[str, tuple[str, str]]:
+    """Scoring methods as allowed values (methods registered when the contract loads)."""
+    from qmsnb import scoring
+
+    return {m.id: (m.zh, m.en) for m in scoring.METHODS.values()}
+
 
 # ---------------------------------------------------------------------------
 # Exports (one file per period in data/<period>/)
@@ -467,6 +493,43 @@ ACTIONS = register(
     )
 )
 
+def _stage_score(stage: str) -> Callable[[pd.DataFrame], pd.Series]:
+    # The product of the factors of the record's own method (NaN when unscored).
+    from qmsnb import scoring
+
+    def compute(df: pd.DataFrame) -> pd.Series:
+        if df.empty:
+            return pd.Series(dtype="Float64", index=df.index)
+        scores = [scoring.stage_score(row, stage) for row in df.to_dict("records")]
+        return pd.Series(scores, index=df.index, dtype="Float64")
+
+    return compute
+
+
+def _factor_columns(stage: str, zh: str, en: str) -> tuple[Column, ...]:
+    # One column per factor field; the method's own scale is checked by the
+    # register's rules (the widest range of any method here).
+    labels = {
+        "likelihood": ("可能性/频度(L/O)", "likelihood / occurrence (L, O)"),
+        "severity": ("严重度/后果(S/C)", "severity / consequence (S, C)"),
+        "detection": ("探测度(D)", "detection (D)"),
+        "exposure": ("暴露频率(E)", "exposure (E)"),
+    }
+    return tuple(
+        Column(
+            f"{stage}_{name}",
+            f"{zh}{labels[name][0]}",
+            f"{en} {labels[name][1]}",
+            "float",
+            nullable=True,
+            required=False,
+            minimum=0,
+            maximum=100,
+        )
+        for name in ("likelihood", "severity", "detection", "exposure")
+    )
+
+
 RISKS = register(
     Dataset(
         id="risks",
@@ -474,22 +537,80 @@ RISKS = register(
         en="Risks and opportunities",
         kind="register",
         key=("risk_id",),
-        description_en="Risks and opportunities (ISO 9001 6.1) with scores and treatment.",
-        description_zh="风险和机遇登记(ISO 9001 6.1)。",
+        description_en=(
+            "Risks and opportunities (ISO 9001 6.1): where they come from, inherent and "
+            "residual scores by the method named in `method` (params/risk.yaml), "
+            "treatment, actions and their completion date, the indicator that shows "
+            "whether the actions worked. Factor fields hold the method's factors: "
+            "likelihood = L (matrix, LEC) or occurrence O (FMEA); severity = S (matrix, "
+            "FMEA) or consequence C (LEC); detection = D (FMEA); exposure = E (LEC)."
+        ),
+        description_zh=(
+            "风险和机遇登记(ISO 9001 6.1):来源、按“评价方法”打分的固有与剩余风险、"
+            "应对方式、措施及完成日期、用于验证措施有效性的关联指标。"
+        ),
         columns=(
             Column("risk_id", "编号", "Risk ID"),
             Column("type", "类型", "Type", values=RISK_TYPES),
-            Column("process_id", "过程编号", "Process ID"),
+            Column(
+                "process_id",
+                "过程编号",
+                "Process ID",
+                nullable=True,
+                references="process_register",
+            ),
             Column("department", "部门", "Department", lookup="departments"),
-            Column("source", "来源", "Source"),
+            Column("source", "来源", "Source", values=RISK_SOURCES),
+            Column("origin", "识别依据", "Seeded from", nullable=True, required=False),
             Column("description", "描述", "Description"),
             Column("consequence", "后果", "Consequence", nullable=True),
             Column("owner", "负责人", "Owner"),
-            Column("likelihood", "可能性", "Likelihood", "int", minimum=1, maximum=5),
-            Column("severity", "严重度", "Severity", "int", minimum=1, maximum=5),
-            Column("treatment", "应对措施", "Treatment", nullable=True),
+            Column(
+                "method", "评价方法", "Scoring method", nullable=True, values=_scoring_methods()
+            ),
+            *_factor_columns("inherent", "固有", "Inherent"),
+            *_factor_columns("residual", "剩余", "Residual"),
+            Column(
+                "residual_reason",
+                "剩余高于固有的理由",
+                "Why residual exceeds inherent",
+                nullable=True,
+                required=False,
+            ),
+            Column(
+                "treatment", "应对方式", "Treatment", nullable=True, values=RISK_TREATMENTS
+            ),
+            Column("actions", "应对措施", "Actions", nullable=True),
+            Column(
+                "actions_done_on", "措施完成日期", "Actions completed on", "date", nullable=True,
+                required=False,
+            ),
+            Column(
+                "indicator",
+                "关联指标",
+                "Linked indicator",
+                nullable=True,
+                required=False,
+                lookup="kpis",
+            ),
+            Column(
+                "complaint_category",
+                "关联投诉类别",
+                "Linked complaint category",
+                nullable=True,
+                required=False,
+                lookup="complaint_categories",
+            ),
             Column("review_date", "评审日期", "Review date", "date"),
             Column("status", "状态", "Status", values=RISK_STATUS),
+        ),
+        derived=(
+            Derived(
+                "inherent_score", "固有风险值", "Inherent score", "float", _stage_score("inherent")
+            ),
+            Derived(
+                "residual_score", "剩余风险值", "Residual score", "float", _stage_score("residual")
+            ),
         ),
     )
 )

@@ -17,7 +17,10 @@ The data carry the stories a quality manager should see in the reports:
   effectiveness check;
 * the supplier first-pass acceptance dips in August and September;
 * the Customer Service Division misses its first-call-resolution target for the
-  first time in the last month.
+  first time in the last month;
+* install/repair callbacks reach more customers from June 2026, after an evening
+  second attempt was introduced (the risk register's opportunity: effective),
+  while the VIP scheduling actions of June did not stop the VIP slide.
 
 The exports arrive the way real ones do: call records as a UTF-8 CSV with English
 headers, complaint tickets as a GB18030 CSV with Chinese headers (as Chinese
@@ -318,7 +321,10 @@ def callbacks(rng: np.random.Generator, period: Period, count: int) -> pd.DataFr
     """Callback tasks of one month (Service Supervision Centre)."""
     kind = rng.choice(["service", "install_repair"], size=count, p=[0.7, 0.3])
     completed = rng.random(count) < 0.935
-    reach_p = np.where(kind == "install_repair", 0.56, 0.82)
+    # install/repair callbacks reach more customers once the evening second
+    # attempt runs (an opportunity pursued in May 2026, see _CONTEXT_RISKS)
+    install_p = 0.64 if period >= Period(2026, 6) else 0.56
+    reach_p = np.where(kind == "install_repair", install_p, 0.82)
     reached = completed & (rng.random(count) < reach_p)
     days = rng.integers(1, _month_days(period) + 1, count)
     created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
@@ -553,34 +559,161 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
     }
 
 
+#: Risks and opportunities beyond the failure modes: external issues (policy,
+#: economy, society, technology) and internal strengths and weaknesses (ISO 9001
+#: 4.1 → 6.1). (type, source, department, process, description, consequence,
+#: likelihood, severity, residual (L, S) or None, treatment, actions, done (month,
+#: day) or None, indicator, complaint category, status)
+_CONTEXT_RISKS = [
+    ("risk", "policy", "complaints", "M1", "工信部申诉考核趋严,申诉率纳入考核",
+     "申诉率超标被通报,影响续约", 3, 5, (3, 4), "reduce",
+     "建立申诉预警,升级工单24小时内回访", None, None, None, "treating"),
+    ("risk", "economy", "outsourcing", "M1", "客户方压缩外包预算,单价下调",
+     "利润下降,人员投入受限", 3, 4, None, None, None, None, None, None, "open"),
+    ("risk", "society", "hotline_ops", "C3", "老年客户比例上升,通话时长增加",
+     "接通率承压", 4, 3, (3, 3), "reduce", "开通老年人专席与一键转人工", None, None, None,
+     "treating"),
+    ("risk", "technology", "complaints", "C4", "宽带故障集中爆发导致投诉激增",
+     "批量投诉、升级投诉增加", 4, 4, (3, 4), "reduce",
+     "与网络部建立故障预警通报机制,批量故障提前外呼告知", (9, 25), None, "network",
+     "treating"),
+    ("risk", "weakness", "hotline_ops", "C3", "服务态度类投诉居高不下", "客户满意度下降",
+     3, 3, (2, 3), "reduce", "服务礼仪专项培训,不满意录音复听", (2, 10), None,
+     "service_attitude", "monitoring"),
+    ("risk", "weakness", "hotline_ops", "S1", "一线坐席流失率高", "新人占比高,首呼解决率下降",
+     4, 3, (3, 3), "reduce", "离职面谈分析,优化排班与激励", None, "staff_turnover", None,
+     "treating"),
+    ("opportunity", "technology", "service_supervision", "C4",
+     "智能外呼用于装移修回访,晚间时段二次回访", "提高装移修回访成功率", 4, 3, None, "pursue",
+     "上线智能外呼,未接通任务晚间二次回访", (5, 15), "install_repair_callback_success", None,
+     "monitoring"),
+    ("opportunity", "strength", "cs_division", "C2", "场景预案库成熟,可向其他项目推广",
+     "提升首呼解决率,拓展新业务", 3, 3, None, "enhance", "预案库嵌入工作台,一键调用", None,
+     None, None, "treating"),
+    ("opportunity", "policy", "quality", "M1", "行业推行服务质量星级评定",
+     "取得星级可增强投标竞争力", 2, 4, None, "pursue", "对照评定标准开展差距分析", None,
+     None, None, "open"),
+    ("opportunity", "technology", "complaints", "C4", "工单系统超时预警功能",
+     "限时办结率提升", 4, 2, None, "pursue", "上线超时前4小时预警,班长督办", (4, 20), None,
+     None, "closed"),
+]
+#: Stories in the seeded failure-mode risks: origin → (L, S, residual, treatment,
+#: actions, done (month, day), indicator, status).
+_SEED_STORIES = {
+    "C3/1": (4, 4, (3, 4), "reduce", "账期高峰弹性排班,增设VIP专席", (6, 20),
+             "answer_rate_vip_billing", "monitoring"),
+    "S9/1": (3, 3, (2, 3), "reduce", "对交验不合格供方开展二方审核", None,
+             "supplier_first_pass", "treating"),
+    "M4/1": (4, 4, (4, 4), "reduce", "话务预测模型,兼职坐席储备", None, None, "treating"),
+    "C1/1": (3, 3, (2, 3), "reduce", "建立招标信息日报制度", None, None, "treating"),
+}
+
+
 def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame:
-    """A first risk register: one risk per failure mode of the A/B processes."""
-    register = process_register()
-    aliases = params.department_aliases
+    """The risk register: one risk per failure mode of the process register
+    (:func:`qmsnb.risks.seed_frame`), scored on the 5×5 matrix, with treatments,
+    and the external and internal issues of :data:`_CONTEXT_RISKS`.
+
+    Stories: the VIP answer rate's actions (completed in June) did not stop its
+    slide (not effective); the callback opportunity's evening second attempt
+    (May) lifted the install/repair callback success (effective); the broadband
+    warning arrangement (late September) has too few months after it (not
+    enough data yet); a closed opportunity has no linked indicator; some reviews
+    are overdue.
+    """
+    from qmsnb.risks import seed_frame
+
+    frame = seed_frame(process_register(), params, end.end)
     rows = []
-    for _, proc in register.iterrows():
-        if proc["importance"] not in ("A", "B") or not proc["failure_modes"]:
-            continue
-        owner = proc["owner_department"].split("/")[0]
-        dept = aliases.get(owner) or "quality"
+    for record in frame.to_dict("records"):
+        story = _SEED_STORIES.get(record["origin"])
+        if story is not None:
+            lik, sev, residual, treatment, actions, done, indicator, status = story
+            category = None
+        else:
+            lik, sev = int(rng.integers(1, 5)), int(rng.integers(2, 6))
+            treated = rng.random() < 0.6
+            residual = (max(1, lik - 1), sev) if treated else None
+            treatment = "reduce" if treated else None
+            actions = "完善作业指导书,加强过程监控与培训" if treated else None
+            done, indicator, category = None, None, None
+            status = "treating" if treated else "open"
         rows.append(
-            {
-                "risk_id": f"R-{len(rows) + 1:03d}",
-                "type": "risk",
-                "process_id": proc["process_id"],
-                "department": dept,
-                "source": f"failure_mode:{proc['process_id']}",
-                "description": proc["failure_modes"],
-                "consequence": proc["consequences"],
-                "owner": params.departments[dept].name.zh + "负责人",
-                "likelihood": int(rng.integers(2, 5)),
-                "severity": int(rng.integers(2, 6)),
-                "treatment": "见过程控制措施",
-                "review_date": end.shift(int(rng.integers(-2, 4))).start.isoformat(),
-                "status": "treating",
-            }
+            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
+                      category, status, review=_review_date(rng, end))
         )
-    return pd.DataFrame(rows)
+    for (kind, source, dept, process, text, consequence, lik, sev, residual, treatment,
+         actions, done, indicator, category, status) in _CONTEXT_RISKS:
+        record = {
+            "type": kind, "process_id": process, "department": dept, "source": source,
+            "origin": None, "description": text, "consequence": consequence,
+            "owner": params.departments[dept].name.zh + "负责人",
+        }
+        rows.append(
+            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
+                      category, status, review=_review_date(rng, end, after=True))
+        )
+    out = pd.DataFrame(rows)
+    out.insert(0, "risk_id", [f"R-{i:03d}" for i in range(1, len(out) + 1)])
+    return out
+
+
+def _review_date(rng: np.random.Generator, end: Period, after: bool = False) -> object:
+    # about one review in six overdue at the end of the demo period; the external
+    # and internal issues (``after``) are reviewed after it, so the management
+    # review of the demo months needs a written statement on them (9.3.2 b)
+    low = 1 if after else -30
+    return end.end + pd.Timedelta(days=int(rng.integers(low, 150)))
+
+
+def _risk_row(
+    record: dict[str, object], end: Period, lik: int, sev: int,
+    residual: tuple[int, int] | None, treatment: str | None, actions: str | None,
+    done: tuple[int, int] | None, indicator: str | None, category: str | None, status: str,
+    review: object,
+) -> dict[str, object]:
+    return {
+        **record,
+        "method": "matrix",
+        "inherent_likelihood": lik,
+        "inherent_severity": sev,
+        "residual_likelihood": residual[0] if residual else None,
+        "residual_severity": residual[1] if residual else None,
+        "treatment": treatment,
+        "actions": actions,
+        "actions_done_on": f"{end.year}-{done[0]:02d}-{done[1]:02d}" if done else None,
+        "indicator": indicator,
+        "complaint_category": category,
+        "review_date": pd.Timestamp(review).date().isoformat(),
+        "status": status,
+    }
+
+
+#: The quarterly review the demo records after importing the register, so the
+#: report shows movement: origin or description → changes and why.
+_DEMO_REVIEW = {
+    "C3/1": ({"residual_likelihood": 4}, "第三季度评审:VIP接通率持续低于目标"),
+    "S9/1": ({"residual_likelihood": 4,
+              "residual_reason": "9月更换网络设备供应商,首批交验合格率下降"},
+             "第三季度评审:供方变更"),
+    "M4/1": ({"residual_likelihood": 2}, "第三季度评审:话务预测模型上线"),
+    "C1/1": ({"status": "closed"}, "第三季度评审:日报制度运行稳定,关闭"),
+}
+
+
+def review_risks(store: object, who: str) -> int:
+    """Record the demo's quarterly risk review in the store (after the import)."""
+    from qmsnb.records import RecordsStore
+
+    assert isinstance(store, RecordsStore)
+    frame = store.frame("risks")
+    changed = 0
+    for origin, (changes, reason) in _DEMO_REVIEW.items():
+        hit = frame[frame["origin"].astype("string") == origin]
+        if len(hit):
+            store.update("risks", str(hit.iloc[0]["risk_id"]), changes, who, reason=reason)
+            changed += 1
+    return changed
 
 
 _FISHBONE = [
@@ -826,5 +959,7 @@ def seed_store(params: Params, registers_dir: Path) -> dict[str, int]:
             path = files[name]
             assert path is not None and name in DATASETS
             counts[name] = len(store.import_table(name, path, DEMO_USER).inserted)
+        if "risks" in counts:
+            review_risks(store, DEMO_USER)
         store.mark_demo()
     return counts

@@ -16,6 +16,10 @@ status and warnings, and writes the small tables every notebook reads:
 ``prepared/complaint_tickets.parquet``
     the period's own tickets, a few columns and the text cut short, for batch,
     repeat-complainant and escalation analysis (:func:`complaint_tickets`);
+``prepared/<table>.parquet``
+    further tables registered with :func:`register_table` by the modules in
+    :data:`TABLE_MODULES` (e.g. ``risks_previous``: the risk register at the end
+    of the previous period, replayed from the records store's history);
 ``prepared/meta.json``
     the period, the input files with their sha256, the months found, and the
     records store's URL and fingerprint when registers came from it.
@@ -70,7 +74,7 @@ TEXT_CHARS = 120
 #: Further prepared tables an analysis needs: name → builder(params, period) → frame.
 #: Modules in :data:`TABLE_MODULES` register theirs when imported.
 TABLES: dict[str, Callable[[Params, str], pd.DataFrame]] = {}
-TABLE_MODULES: list[str] = ["qmsnb.analysis.review"]
+TABLE_MODULES: list[str] = ["qmsnb.analysis.review", "qmsnb.risks"]
 
 
 Builder = Callable[..., pd.DataFrame]

@@ -209,6 +209,17 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
                 + ([t("portal.stale_note", lang)] if any(r.get("previous") for r in failed) else []),
             },
         )
+    for report in manifest["reports"]:
+        review = (report.get("facts") or {}).get("review")
+        if review and not review.get("complete", True):
+            inputs = review.get("inputs", {})
+            banners.append(
+                {
+                    "kind": "red",
+                    "title": t("portal.review_incomplete", lang, count=len(review.get("missing", []))),
+                    "lines": [inputs.get(key, {}).get("clause", key) for key in review.get("missing", [])],
+                }
+            )
     org = params.organisation.name(lang)
     html = _jinja().get_template("portal.html.j2").render(
         html_lang="zh-CN" if lang == "zh" else "en",

@@ -68,7 +68,7 @@ _ID_RETRIES = 5
 #: ``who`` of the records the demo writes.
 DEMO_USER = "qmsnb demo"
 #: Modules that register rules for registers (imported on first validation).
-RULE_MODULES: list[str] = ["qmsnb.record_rules", "qmsnb.review_rules"]
+RULE_MODULES: list[str] = ["qmsnb.record_rules", "qmsnb.review_rules", "qmsnb.risks"]
 #: Prefix of generated record ids per register (default: the register id).
 #: A value may be a function of the record (``IA-2026`` from an audit's planned month).
 ID_PREFIX: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
@@ -1090,8 +1090,14 @@ class RecordsStore:
                 register_name={"zh": dataset.zh, "en": dataset.en},
                 columns=", ".join(table.missing_columns),
             )
-        if table.problems:
-            first = _column_order(dataset, table.problems)[0]
+        # a row without its (single-column) key gets a generated id, as documented
+        problems = [
+            p for p in table.problems
+            if not (len(dataset.key) == 1 and p.column == dataset.key[0]
+                    and p.reason == "missing_value")
+        ]
+        if problems:
+            first = _column_order(dataset, problems)[0]
             raise RecordsImportError(_problem_error(dataset, first), name, first.rows[0])
         frame = table.frame
         for column in dataset.columns:

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qmsnb import charts
+from qmsnb import charts, scoring
+from qmsnb.analysis import risk as risk_analysis
 from qmsnb.config import ORGANISATION, Params
 from qmsnb.context import PeriodContext
 from qmsnb.display import (
@@ -64,8 +65,6 @@ COMPLAINT_RISE_ALERT = 0.20
 TOP_ISSUES = 5
 #: How many rows a list of examples shows (complaints, findings).
 MAX_ROWS = 15
-#: Risk scores (likelihood × severity, 1–25) at or above this are high.
-HIGH_RISK = 15
 #: Statuses a review decision can have; open ones carry into next month's input a).
 DECISION_OPEN = ("open", "in_progress")
 
@@ -654,16 +653,17 @@ def previous_actions(ctx: PeriodContext) -> Evidence:
 def external_internal_issues(ctx: PeriodContext) -> Evidence:
     """Changes in external and internal issues: recorded by people, never computed.
 
-    Risks registered from external or internal issues (source ``external:`` /
-    ``internal:``) and reviewed this month are listed as data; otherwise the input
-    needs a statement for the period.
+    Risks registered from external or internal issues (policy, economy, society,
+    technology; strengths, weaknesses) and reviewed this month are listed as data;
+    otherwise the input needs a statement for the period.
     """
+    from qmsnb.contract import RISK_ISSUE_SOURCES
+
     risks = ctx.register("risks")
     if risks.empty or "source" not in risks:
         return Evidence(has_data=False)
-    source = risks["source"].astype(str).str.lower()
     issue_rows = risks[
-        source.str.startswith(("external", "internal"))
+        risks["source"].astype("string").isin(RISK_ISSUE_SOURCES).fillna(False)
         & (pd.to_datetime(risks["review_date"]).dt.strftime("%Y-%m") == ctx.period)
     ]
     if issue_rows.empty:
@@ -679,7 +679,10 @@ def external_internal_issues(ctx: PeriodContext) -> Evidence:
             issue_rows,
             [
                 Col(ctx.t("review.col.risk"), lambda r: escape(r["risk_id"])),
-                Col(ctx.t("review.col.source"), lambda r: escape(r["source"])),
+                Col(
+                    ctx.t("review.col.source"),
+                    lambda r: escape(risk_analysis.source_label(ctx.lang, r["source"])),
+                ),
                 Col(ctx.t("review.col.description"), lambda r: escape(r["description"])),
                 Col(ctx.t("col.department"), lambda r: escape(ctx.dept_name(r["department"]))),
             ],
@@ -1433,12 +1436,18 @@ def resources(ctx: PeriodContext) -> Evidence:
 
 
 def risk_frame(ctx: PeriodContext) -> pd.DataFrame:
-    """Risks with score, review due, and their process's indicators now and 3 months ago."""
+    """Risks with their current score and band (residual where scored, else
+    inherent, by each risk's own method), whether it is high, review due, and their
+    process's indicators now and 3 months ago."""
     risks = ctx.register("risks")
     if risks.empty:
         return risks
-    out = risks.copy()
-    out["score"] = out["likelihood"].astype(int) * out["severity"].astype(int)
+    out = risk_analysis.assess(risks, ctx.params)
+    out["score"] = out["current_score"]
+    out["high"] = [
+        risk_analysis.is_high(ctx.params, m, b)
+        for m, b in zip(out["method"], out["current_band"], strict=True)
+    ]
     out["review_due"] = pd.to_datetime(out["review_date"]) < month_end(ctx.period)
     earlier = str(Period.parse(ctx.period).shift(-3))
     perf = process_performance(ctx.kpi, ctx.params, [earlier, ctx.period])
@@ -1463,7 +1472,7 @@ def risk_actions(ctx: PeriodContext) -> Evidence:
     if rows.empty:
         return Evidence(has_data=False)
     active = rows[rows["status"] != "closed"]
-    high = active[active["score"] >= HIGH_RISK]
+    high = active[active["high"]]
     worse = active[active["met_now"] < active["met_before"]]
     due = active[active["review_due"]]
     ev = Evidence(
@@ -1474,17 +1483,20 @@ def risk_actions(ctx: PeriodContext) -> Evidence:
         status="red" if len(high[high["met_now"] < 1]) else ("yellow" if len(due) else "green"),
         facts={"risks_open": len(active), "high": len(high), "not_effective": len(worse)},
     )
+    effects = risk_analysis.view(ctx).effects
+    verdicts = {v: sum(e.verdict == v for e in effects) for v in risk_analysis.VERDICTS}
+    ev.facts["actions_checked"] = verdicts
     for r in high.itertuples():
         if r.met_now < 1:
             ev.issues.append(
                 Issue(
                     "e_risks",
-                    60 + r.score,
+                    60 + int(r.score),
                     ctx.t(
                         "review.issue.risk_high",
                         id=r.risk_id,
                         process=r.process_id,
-                        score=r.score,
+                        score=scoring.number_text(r.score),
                         dept=ctx.dept_name(r.department),
                     ),
                     "red",
@@ -1512,9 +1524,19 @@ def risk_actions(ctx: PeriodContext) -> Evidence:
         return badge(state, text)
 
     ev.items.append(ctx.t("review.e.note"))
+    if effects:
+        ev.items.append(
+            ctx.t(
+                "risk.for_review",
+                total=len(effects),
+                effective=verdicts["effective"],
+                not_effective=verdicts["not_effective"],
+                waiting=verdicts["not_enough_data"],
+            )
+        )
     ev.items.append(
         table(
-            active.sort_values("score", ascending=False),
+            active.sort_values("score", ascending=False, na_position="last"),
             [
                 Col(ctx.t("review.col.risk"), lambda r: escape(r["risk_id"])),
                 Col(
@@ -1524,18 +1546,7 @@ def risk_actions(ctx: PeriodContext) -> Evidence:
                 Col(ctx.t("col.process"), lambda r: escape(r["process_id"])),
                 Col(ctx.t("col.department"), lambda r: escape(ctx.dept_name(r["department"]))),
                 Col(ctx.t("review.col.description"), lambda r: escape(str(r["description"])[:120])),
-                Col(
-                    ctx.t("review.col.score"),
-                    lambda r: badge(
-                        "red"
-                        if r["score"] >= HIGH_RISK
-                        else "yellow"
-                        if r["score"] >= 8
-                        else "green",
-                        str(r["score"]),
-                    ),
-                    align="right",
-                ),
+                Col(ctx.t("review.col.score"), lambda r: risk_analysis.score_badge(ctx, r)),
                 Col(
                     ctx.t("review.col.review_date"),
                     lambda r: (
