@@ -14,26 +14,44 @@ import psutil
 
 @dataclass
 class Measurement:
-    """Wall time (s) and peak resident memory (MiB) of a command and its children."""
+    """Wall time (s) and peak resident memory (MiB) of a command and its children.
+
+    ``peak_mib`` sums each process's resident set (pages shared by forked
+    processes count once per process: an upper bound); ``peak_pss_mib`` sums the
+    proportional set size (shared pages split between their sharers: what the
+    tree really occupies), when ``pss=True``.
+    """
 
     seconds: float
     peak_mib: float
     returncode: int
     stdout: str = ""
     stderr: str = ""
+    peak_pss_mib: float = 0.0
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-            interval: float = 0.05) -> Measurement:
+            interval: float = 0.05, pss: bool = False) -> Measurement:
     """Run ``cmd`` and sample the summed RSS of its whole process tree."""
     started = time.perf_counter()
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak = peak_pss = 0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         root = psutil.Process(proc.pid)
         while not stop.is_set():
             try:
@@ -45,6 +63,8 @@ def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | N
                     except psutil.Error:
                         pass
                 peak = max(peak, total)
+                if pss:
+                    peak_pss = max(peak_pss, sum(_pss(p.pid) for p in procs))
             except psutil.Error:
                 pass
             stop.wait(interval)
@@ -54,7 +74,8 @@ def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | N
     out, err = proc.communicate()
     stop.set()
     sampler.join()
-    return Measurement(time.perf_counter() - started, peak / 2**20, proc.returncode, out, err)
+    return Measurement(time.perf_counter() - started, peak / 2**20, proc.returncode, out, err,
+                       peak_pss / 2**20)
 
 
 def in_process_peak() -> float:

@@ -11,6 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from qmsnb._startup import defer_slow_imports
+
+# jsonschema's IRI checker compiles a grammar at import (~1.3 s in every process
+# that touches a notebook or Great Expectations); load it on first use instead.
+defer_slow_imports()
+
 __version__ = "0.1.0"
 
 #: Short names notebooks use → the modules behind them.

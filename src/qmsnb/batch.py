@@ -351,6 +351,9 @@ def run_batch(
     target = out_root / period
     started, started_at = time.monotonic(), datetime.now()
     io.ensure_dir(staging)
+    warm_up = getattr(runner, "start", None)
+    if warm_up is not None:  # e.g. the warm engine's kernel template imports meanwhile
+        warm_up()
     try:
         checked = _run_gate(params, period, staging, language)
         stopped = {
@@ -361,15 +364,13 @@ def run_batch(
         publish.write_assets(staging / publish.ASSETS)
         runnable = [pair for pair in pairs if pair not in stopped]
         job_list = _jobs(params, period, language, runnable, staging)
-        on_done, close = _progress(len(job_list), language)
-        try:
-            results = runner.run(job_list, jobs or params.batch.jobs, on_done)
-        finally:
-            close()
         previous = _previous_manifest(target)
-        reports = []
-        footer_time = datetime.now().strftime("%Y-%m-%d %H:%M")
-        for result in results:
+        footer = t("report.generated", language, time=datetime.now().strftime("%Y-%m-%d %H:%M"),
+                   version=publish.versions().get("qmsnb", ""))
+        published: dict[int, dict[str, Any]] = {}
+        failures: list[BaseException] = []
+
+        def publish_one(result: JobResult) -> dict[str, Any]:
             job = result.job
             ipynb, html = publish.report_paths(staging, job.department, job.notebook)
             spec = params.notebooks[job.notebook]
@@ -391,15 +392,31 @@ def run_batch(
                     (spec.title(language), params.department_name(job.department, language),
                      period_label(period, language))
                 )
-                publish.export_report(
-                    ipynb, html, title=title, lang=language,
-                    footer=t("report.generated", language, time=footer_time,
-                             version=publish.versions().get("qmsnb", "")),
-                )
+                publish.export_report(ipynb, html, title=title, lang=language, footer=footer)
                 report["html"] = publish.relative(html, staging)
             if result.status != "ok":
                 _carry_forward(report, previous, target, staging)
-            reports.append(report)
+            return report
+
+        progress, close = _progress(len(job_list), language)
+
+        def on_done(result: JobResult) -> None:
+            # export while the other reports still run (the driver is idle meanwhile)
+            try:
+                published[id(result.job)] = publish_one(result)
+            except Exception as exc:  # raised below, after the engine has stopped
+                failures.append(exc)
+            progress(result)
+
+        try:
+            results = runner.run(job_list, jobs or params.batch.jobs, on_done)
+        finally:
+            close()
+        if failures:
+            raise failures[0]
+        reports = [
+            published.get(id(result.job)) or publish_one(result) for result in results
+        ]
         reports.extend(
             _blocked_report(params, nb, scope, needs, language, previous, target, staging)
             for (nb, scope), needs in stopped.items()
@@ -440,6 +457,10 @@ def run_batch(
     except BaseException:
         io.remove_tree(staging)
         raise
+    finally:
+        stop = getattr(runner, "close", None)
+        if stop is not None:
+            stop()
     publish.render_periods_index(out_root, params, language)
     return BatchResult(
         period=period,

@@ -90,8 +90,29 @@ def _timestamps(rng: np.random.Generator, period: Period, days: np.ndarray, nigh
     return pd.to_datetime(stamps, unit="s")
 
 
+def _text_column(labels: np.ndarray, codes: np.ndarray) -> pd.Series:
+    """A text column from a small set of labels and one code per row (no Python loop)."""
+    import pyarrow as pa
+
+    array = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(labels))
+    return pd.Series(pd.array(array.dictionary_decode(), dtype="str"))
+
+
+def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
+    """``prefix`` + zero-padded ``numbers`` for every row, vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
+    return pd.Series(pd.array(pc.binary_join_element_wise(prefix, digits, ""), dtype="str"))
+
+
 def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
-    """Call records of one month."""
+    """Call records of one month.
+
+    Built column by column in numpy and sorted by time before any text is made,
+    so 12 million calls take seconds (the values are those of a row-by-row build).
+    """
     days_in_month = _month_days(period)
     weights = np.where(np.arange(1, days_in_month + 1) <= BILLING_DAYS, 1.6, 1.0)
     days = rng.choice(np.arange(1, days_in_month + 1), size=count, p=weights / weights.sum())
@@ -110,34 +131,46 @@ def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
     p_fcr = np.where(dept == "cs_division", 0.878, 0.872)
     if period == Period(2026, 10):
         p_fcr = np.where(dept == "cs_division", 0.832, p_fcr)
-    fcr = pd.array(np.where(answered, rng.random(count) < p_fcr, False), dtype="boolean")
-    fcr[~answered] = pd.NA
+    fcr = np.where(answered, rng.random(count) < p_fcr, False)
     rated = answered & (rng.random(count) < 0.3)
     scores = rng.choice([1, 2, 3, 4, 5], size=count, p=[0.01, 0.01, 0.03, 0.15, 0.80])
+    stamps = _timestamps(rng, period, days, queue == "night")
+    agents = rng.integers(1, 400, count)
+    # rows in time order (stable, as a sort of the finished table would give)
+    order = np.argsort(stamps.asi8, kind="stable")
+    answered, fcr, rated, scores = answered[order], fcr[order], rated[order], scores[order]
+    yes_no = np.array(["N", "Y"])
     ivr = pd.array(scores, dtype="Int64")
     ivr[~rated] = pd.NA
+    fcr_text = _text_column(np.array(["N", "Y", None], dtype=object),
+                            np.where(answered, fcr.astype(int), 2))
+    agent_labels = np.array(["", *(f"A{n:04d}" for n in range(1, 400))])
     frame = pd.DataFrame(
         {
-            # vectorised: a 12-million-call month is built in seconds, not minutes
-            "call_id": f"C{period.year}{period.month:02d}-"
-            + pd.Series(np.arange(1, count + 1)).astype("str").str.zfill(8),
-            "start_time": _timestamps(rng, period, days, queue == "night"),
-            "department": np.where(dept == "hotline_ops", "热线运营部", "客户服务事业部"),
-            "queue": queue,
-            "billing_period": np.where(billing, "Y", "N"),
-            "answered": np.where(answered, "Y", "N"),
-            "wait_seconds": wait,
-            "handle_seconds": handle,
-            "first_call_resolved": pd.Series(fcr).map({True: "Y", False: "N"}),
-            "ivr_score": ivr,
-            "agent_id": np.where(
-                answered,
-                "A" + pd.Series(rng.integers(1, 400, count)).astype("str").str.zfill(4),
-                "",
+            "call_id": _numbered(f"C{period.year}{period.month:02d}-", order + 1, 8),
+            "start_time": stamps[order],
+            "department": _text_column(
+                np.array(["客户服务事业部", "热线运营部"]), (dept[order] == "hotline_ops").astype(int)
             ),
+            "queue": _text_column(np.array(list(QUEUE_SHARE)), _codes(queue[order], list(QUEUE_SHARE))),
+            "billing_period": _text_column(yes_no, billing[order].astype(int)),
+            "answered": _text_column(yes_no, answered.astype(int)),
+            "wait_seconds": wait[order],
+            "handle_seconds": handle[order],
+            "first_call_resolved": fcr_text,
+            "ivr_score": ivr,
+            "agent_id": _text_column(agent_labels, np.where(answered, agents[order], 0)),
         }
     )
-    return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _codes(values: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Position of each value in ``labels``."""
+    codes = np.zeros(len(values), dtype=np.int32)
+    for i, label in enumerate(labels):
+        codes[values == label] = i
+    return codes
 
 
 _CATEGORY_SHARE = {

@@ -131,20 +131,42 @@ def get_engine(name: str) -> Engine:
 # ---------------------------------------------------------------------------
 # papermill, one worker process per report
 # ---------------------------------------------------------------------------
-def execute_one(job: Job) -> JobResult:
-    """Execute one job in this process with papermill (used by the worker process)."""
+def execute_one(
+    job: Job,
+    kernel_manager: Callable[[str], Any] | None = None,
+    engine_name: str | None = None,
+) -> JobResult:
+    """Execute one job in this process with papermill.
+
+    Both engines run a report through this one call, so they share papermill's
+    semantics: the ``parameters`` cell and the injected-parameters cell, the
+    executed ``.ipynb`` written as cells complete, papermill's red error marker
+    on a failing cell, the per-cell timeout.
+
+    Args:
+        kernel_manager: makes the kernel manager, given a fresh folder for its IPC
+            sockets; by default a spawned kernel over IPC with a unique socket path.
+        engine_name: papermill engine (the warm engine's cleans its kernel up).
+    """
+    from qmsnb._startup import defer_slow_imports
+
+    defer_slow_imports()
     import papermill as pm
-    from jupyter_client.manager import AsyncKernelManager
     from papermill.exceptions import PapermillExecutionError
 
     started = time.monotonic()
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
     socket_dir = tempfile.mkdtemp(prefix="qmsnb-kernel-")
-    # nbclient notices a dead kernel only through an async manager (a blocking one
-    # with IPC transport left a crashed report hanging until the hard timeout).
-    km = AsyncKernelManager(
-        kernel_name=job.kernel_name, transport="ipc", ip=os.path.join(socket_dir, "k")
-    )
+    if kernel_manager is None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        # nbclient notices a dead kernel only through an async manager (a blocking one
+        # with IPC transport left a crashed report hanging until the hard timeout).
+        km = AsyncKernelManager(
+            kernel_name=job.kernel_name, transport="ipc", ip=os.path.join(socket_dir, "k")
+        )
+    else:
+        km = kernel_manager(socket_dir)
     try:
         pm.execute_notebook(
             job.source,
@@ -158,6 +180,7 @@ def execute_one(job: Job) -> JobResult:
             progress_bar=False,
             log_output=False,
             report_mode=False,
+            engine_name=engine_name,
         )
         return JobResult(job, "ok", time.monotonic() - started)
     except PapermillExecutionError as exc:
@@ -170,7 +193,9 @@ def execute_one(job: Job) -> JobResult:
         )
     except Exception as exc:  # dead kernel, timeout inside nbclient, bad notebook
         status = "timeout" if "Timeout" in type(exc).__name__ else "crashed"
-        return JobResult(job, status, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        return JobResult(
+            job, status, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+        )
     finally:
         import shutil
 
@@ -252,6 +277,15 @@ class PapermillEngine:
 
 
 register_engine("papermill")(PapermillEngine)
+
+
+@register_engine("warm")
+def _warm_engine() -> Engine:
+    if not hasattr(os, "fork"):  # Windows: no fork, so every kernel is spawned
+        return PapermillEngine()
+    from qmsnb.warm import WarmEngine
+
+    return WarmEngine()
 
 
 if __name__ == "__main__":  # the worker process of PapermillEngine

@@ -1181,6 +1181,127 @@ def write_export(
 
 
 # ---------------------------------------------------------------------------
+# Columnar copies of CSV exports (qmsnb.columnar queries them with DuckDB)
+# ---------------------------------------------------------------------------
+#: Bytes read to find a CSV's encoding sample and header row.
+_SAMPLE_BYTES = 1 << 16
+#: Bytes per block when a non-UTF-8 CSV is transcoded for DuckDB.
+_TRANSCODE_BLOCK = 1 << 24
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _csv_header(path: Path, dataset: Dataset, encoding: str) -> tuple[int, list[str]] | None:
+    """(header row index, header texts) of a CSV, found as the loader finds them."""
+    import csv
+
+    with open(path, "rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    if b"\x00" in sample[:8192]:
+        return None
+    text = sample.decode(encoding, errors="replace").splitlines()[:_HEADER_SEARCH_ROWS]
+    rows = list(csv.reader(text))
+    if not rows:
+        return None
+    width = max(len(r) for r in rows)
+    grid = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=object)
+    index = _find_header_row(grid, dataset)
+    headers = [h for h in rows[index]]
+    if headers and headers[0].startswith("\ufeff"):
+        headers[0] = headers[0][1:]
+    return index, headers
+
+
+def parquet_cache(
+    path: Path, dataset: Dataset | str, cache_dir: Path, sha256: str | None = None
+) -> Path | None:
+    """A parquet copy of a CSV export, made once and kept under its sha256.
+
+    The copy is the file's table as text: title rows above the header skipped,
+    one VARCHAR column per header (named as in the file), every value as written
+    (empty cells are NULL). It converts nothing, so the loader's rules still
+    decide what each value means. UTF-8 (with or without BOM) is read as it is;
+    anything else is transcoded from GB18030 first, as the loader decodes it.
+
+    Returns:
+        The cached file, or None when the file is not a plain CSV table this fast
+        path can copy faithfully (binary, undecodable, ragged, duplicate headers):
+        the caller then reads it with :func:`read_dataset`, which reports why.
+    """
+    import duckdb
+
+    dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    path = Path(path)
+    digest = sha256 or sha256_file(path)
+    target = Path(cache_dir) / f"{digest}.parquet"
+    if target.is_file():
+        return target
+    ensure_dir(target.parent)
+    with open(path, "rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    sample = sample[: sample.rfind(b"\n") + 1] or sample
+    try:
+        sample.decode("utf-8")
+        encodings = ["utf-8", "gb18030"]
+    except UnicodeDecodeError:
+        encodings = ["gb18030"]
+    scratch = None
+    try:
+        for encoding in encodings:
+            source = path
+            if encoding != "utf-8":  # transcoded, as the loader would decode it
+                scratch = target.with_name(f".{target.stem}.utf8.csv")
+                try:
+                    _transcode(path, scratch, encoding)
+                except UnicodeDecodeError:
+                    return None
+                source = scratch
+            found = _csv_header(path, dataset, encoding)
+            if found is None:
+                return None
+            header_index, headers = found
+            if len(set(headers)) != len(headers) or not all(h.strip() for h in headers):
+                return None
+            names = ", ".join(_sql_text(h) for h in headers)
+            query = (
+                f"SELECT * FROM read_csv({_sql_text(str(source))}, header = false, "
+                f"skip = {header_index + 1}, delim = ',', quote = '\"', escape = '\"', "
+                f"all_varchar = true, null_padding = true, names = [{names}])"
+            )
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            try:
+                with duckdb.connect() as con:
+                    con.execute(f"COPY ({query}) TO {_sql_text(tmp)} (FORMAT parquet)")
+                os.replace(tmp, target)
+                return target
+            except duckdb.Error as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if "unicode" not in str(exc).lower():
+                    return None  # not UTF-8 after all: try the next encoding
+        return None
+    finally:
+        if scratch is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(scratch)
+
+
+def _transcode(source: Path, target: Path, encoding: str) -> None:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(source, "rb") as raw, open(target, "w", encoding="utf-8", newline="") as out:
+        while block := raw.read(_TRANSCODE_BLOCK):
+            out.write(decoder.decode(block))
+        out.write(decoder.decode(b"", final=True))
+
+
+def columnar_relation(path: Path) -> str:
+    """The DuckDB table expression that reads a parquet file (for :mod:`qmsnb.columnar`)."""
+    return f"read_parquet({_sql_text(str(path))})"
 # Bundles, locks and outgoing mail (distribution)
 # ---------------------------------------------------------------------------
 #: Time stamp of every zip member, so the same files always give the same bundle bytes.

@@ -25,6 +25,9 @@ from qmsnb.config import ORGANISATION, Kpi, KpiCatalogue, ManualMeasure, RatioMe
 
 #: Columns of a KPI value table.
 VALUE_COLUMNS = ["period", "department", "kpi", "numerator", "denominator", "value"]
+#: Optional column of an export frame: how many identical records the row stands
+#: for (the columnar prepare hands over one row per distinct combination).
+WEIGHT = "_count"
 
 Compute = Callable[[Kpi, Mapping[str, pd.DataFrame], str], pd.DataFrame]
 MEASURES: dict[str, Compute] = {}
@@ -78,8 +81,13 @@ def _ratio(kpi: Kpi, frames: Mapping[str, pd.DataFrame], period: str) -> pd.Data
         return pd.DataFrame(columns=["department", "numerator", "denominator", "value"])
     base = _mask(frame, measure.where)
     hit = base & _mask(frame, measure.numerator)
+    weight = frame[WEIGHT].to_numpy(dtype="int64") if WEIGHT in frame.columns else 1
     grouped = pd.DataFrame(
-        {"department": frame["department"], "den": base.astype(int), "num": hit.astype(int)}
+        {
+            "department": frame["department"],
+            "den": base.astype(int) * weight,
+            "num": hit.astype(int) * weight,
+        }
     ).groupby("department", observed=True)[["num", "den"]].sum()
     grouped = grouped[grouped["den"] > 0]
     rows = pd.DataFrame(

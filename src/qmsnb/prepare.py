@@ -39,8 +39,10 @@ and read back by :func:`read_tables` (the context offers them as ``ctx.table(nam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +178,18 @@ def _catalogue_hash(params: Params) -> str:
     return hashlib.sha256((ENGINE_VERSION + text).encode()).hexdigest()[:16]
 
 
+#: How export files are read for the KPIs: ``columnar`` (DuckDB, one pass per
+#: file, falling back to the loader file by file) or ``pandas`` (the loader).
+READERS = ("columnar", "pandas")
+
+
 def _month_values(
-    params: Params, period: str, cache_dir: Path | None, leave_out: Collection[str] = ()
+    params: Params,
+    period: str,
+    cache_dir: Path | None,
+    leave_out: Collection[str] = (),
+    reader: str = "columnar",
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     files = {
         name: path for name, path in export_files(params, period).items() if name not in leave_out
@@ -193,8 +205,23 @@ def _month_values(
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
         return io.read_parquet(cached), info
-    inputs = load_period(params, period, sorted(files))
-    values = compute_period(inputs.frames, params.catalogue, period)
+    frames: dict[str, pd.DataFrame] = {}
+    rest = sorted(files)
+    if reader == "columnar":
+        from qmsnb import columnar
+
+        with contextlib.ExitStack() as stack:
+            parquet_dir = (
+                cache_dir.parent / "parquet" if cache_dir is not None
+                else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qmsnb-pq-")))
+            )
+            # not strict: the data-quality gate judges values; files it rejected are
+            # already left out, and a value the loader cannot convert stays empty
+            frames, rest = columnar.kpi_frames(
+                params, files, parquet_dir, strict=False, hashes=hashes, memo=memo
+            )
+    inputs = load_period(params, period, sorted(rest))
+    values = compute_period({**inputs.frames, **frames}, params.catalogue, period)
     if cached is not None:
         io.write_parquet(cached, values)
     return values, info
@@ -205,6 +232,7 @@ def kpi_history(
     period: str,
     cache_dir: Path | None = None,
     leave_out: Mapping[str, Collection[str]] | None = None,
+    reader: str = "columnar",
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Assessed KPI values for the trend window ending with ``period``.
 
@@ -212,12 +240,18 @@ def kpi_history(
         leave_out: month → exports not to use for that month (they failed the
             data-quality gate): the trend has a gap there rather than a figure
             computed from a bad file.
+        reader: one of :data:`READERS` (the results are the same; tests compare them).
     """
     leave_out = leave_out or {}
+    if reader not in READERS:
+        raise ValueError(f"unknown reader {reader!r}; use one of {', '.join(READERS)}")
     months = [str(p) for p in Period.parse(period).back(params.catalogue.status.trend_months)]
     frames, infos = [], []
+    memo: dict[Any, Any] = {}  # values the loader converted, shared by the months
     for month in months:
-        values, info = _month_values(params, month, cache_dir, leave_out.get(month, ()))
+        values, info = _month_values(
+            params, month, cache_dir, leave_out.get(month, ()), reader, memo
+        )
         if not values.empty:
             frames.append(values)
         infos.append(info)
@@ -261,6 +295,38 @@ def complaint_tickets(tickets: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: Exports read whole during one prepare (several prepared tables use the same
+#: month's complaints): (path, sha256) → frame. Emptied when prepare() ends.
+_READ: dict[tuple[str, str], pd.DataFrame] = {}
+
+
+def _read_export(
+    params: Params, period: str, name: str, required: bool = True
+) -> io.LoadedTable | None:
+    """A month's export as the loader types it, read the columnar way when the
+    result is provably the same frame (:func:`qmsnb.columnar.read_table`); the
+    loader otherwise (problems are then collected as usual). Each caller gets
+    its own copy of the frame."""
+    path = export_files(params, period).get(name)
+    if path is not None and path.suffix.lower() in (".csv", ".parquet"):
+        from qmsnb import columnar
+
+        sha256 = io.sha256_file(path)
+        key = (str(path), sha256)
+        if key not in _READ:
+            frame = columnar.read_table(
+                path, DATASETS[name], params, params.output_dir / ".cache" / "parquet",
+                sha256=sha256,
+            )
+            if frame is not None:
+                _READ[key] = frame
+        if key in _READ:
+            return io.LoadedTable(
+                dataset=DATASETS[name], path=path, sha256=sha256, frame=_READ[key].copy()
+            )
+    return io.load(period_folder(params, period), name, params, required=required)
+
+
 def _month_complaints(
     params: Params, period: str, cache_dir: Path | None
 ) -> tuple[pd.DataFrame | None, io.LoadedTable | None]:
@@ -273,7 +339,7 @@ def _month_complaints(
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
         return io.read_parquet(cached), None
-    table = io.load(period_folder(params, period), "complaints", params, required=False)
+    table = _read_export(params, period, "complaints", required=False)
     if table is None:
         return None, None
     counts = complaint_counts(table.frame, period)
@@ -308,7 +374,7 @@ def complaint_history(
             frames.append(counts)
         if month == period:
             if table is None:
-                table = io.load(period_folder(params, month), "complaints", params)
+                table = _read_export(params, month, "complaints")
             assert table is not None
             tickets = complaint_tickets(table.frame)
     counts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COUNT_COLUMNS)
@@ -372,6 +438,15 @@ def prepare(
     check_period_exists(params, period)
     if leave_out is None:
         leave_out = gate_left_out(params, period)
+    try:
+        return _prepare(params, period, out_dir, leave_out)
+    finally:
+        _READ.clear()
+
+
+def _prepare(
+    params: Params, period: str, out_dir: Path, leave_out: Mapping[str, Collection[str]]
+) -> dict[str, Any]:
     cache_dir = params.output_dir / ".cache" / "kpi"
     assessed, months = kpi_history(params, period, cache_dir, leave_out)
     io.write_parquet(out_dir / "kpi.parquet", assessed)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qmsnb import charts, io, scoring
+from qmsnb import charts, scoring
 from qmsnb.analysis import risk as risk_analysis
 from qmsnb.config import ORGANISATION, Params
 from qmsnb.context import PeriodContext
@@ -368,7 +368,8 @@ def _register_tables() -> None:
 def _complaints(params: Params, period: str) -> pd.DataFrame | None:
     from qmsnb import prepare
 
-    table = io.load(prepare.period_folder(params, period), "complaints", params, required=False)
+    # the loader's frame, read the columnar way when provably the same (12M-call months)
+    table = prepare._read_export(params, period, "complaints", required=False)
     return None if table is None else table.frame
 
 
