@@ -94,8 +94,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 @command("demo", "cli.demo")
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="folder for the demo data (default: data_dir of params)")
-    p.add_argument("--end", default="2026-10", help="last month (YYYY-MM)")
+    p.add_argument("--out", help=_h("cli.help.01"))
+    p.add_argument("--end", default="2026-10", help=_h("cli.help.02"))
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--calls-per-month", type=int, default=20_000)
     p.add_argument("--calls-format", choices=["csv", "parquet"], default="csv")
@@ -132,11 +132,11 @@ def run_run(args: argparse.Namespace) -> int:
 
 @command("run", "cli.run")
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--period", required=True, help="YYYY-MM")
-    p.add_argument("--department", action="append", help="department id (repeatable); 'organisation' for the org-wide reports")
-    p.add_argument("--notebook", action="append", help="notebook id (repeatable)")
-    p.add_argument("--jobs", type=int, help="parallel workers (default from params/batch.yaml)")
-    p.add_argument("--engine", help="execution engine (default from params/batch.yaml)")
+    p.add_argument("--period", required=True, help=_h("cli.help.03"))
+    p.add_argument("--department", action="append", help=_h("cli.help.04"))
+    p.add_argument("--notebook", action="append", help=_h("cli.help.05"))
+    p.add_argument("--jobs", type=int, help=_h("cli.help.06"))
+    p.add_argument("--engine", help=_h("cli.help.07"))
 
 
 # ---------------------------------------------------------------------------
@@ -166,9 +166,9 @@ def run_validate(args: argparse.Namespace) -> int:
 
 @command("validate", "cli.validate")
 def _validate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--period", required=True, help=_h("cli.help.03"))
     p.add_argument("--months", type=int,
-                   help="months of exports to check, ending with --period (default: the trend window)")
+                   help=_h("cli.help.08"))
 
 
 # ---------------------------------------------------------------------------
@@ -205,13 +205,13 @@ def run_distribute(args: argparse.Namespace) -> int:
 
 @command("distribute", "cli.distribute")
 def _distribute_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--period", required=True, help=_h("cli.help.03"))
     p.add_argument("--outbox", action="store_true",
-                   help="write the messages as .eml files to outputs/<period>/outbox/ instead of sending")
+                   help=_h("cli.help.09"))
     p.add_argument("--check", action="store_true",
-                   help="only build and check the bundles; send nothing")
+                   help=_h("cli.help.10"))
     p.add_argument("--department", action="append",
-                   help="only this department (repeatable); 'organisation' for the org-wide reports")
+                   help=_h("cli.help.11"))
 
 
 # ---------------------------------------------------------------------------
@@ -261,17 +261,17 @@ def _records_args(p: argparse.ArgumentParser) -> None:
     import getpass
 
     sub = p.add_subparsers(dest="action", required=True)
-    imp = sub.add_parser("import", help="import a register from an XLSX/CSV file (one transaction)")
-    imp.add_argument("register", help="register id, e.g. findings")
+    imp = sub.add_parser("import", help=_h("cli.help.12"))
+    imp.add_argument("register", help=_h("cli.help.13"))
     imp.add_argument("file")
     imp.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
-                     help="who is importing (kept in the history)")
-    imp.add_argument("--reason", help="why (kept in the history)")
-    exp = sub.add_parser("export", help="export a register to XLSX (formulas neutralised)")
+                     help=_h("cli.help.14"))
+    imp.add_argument("--reason", help=_h("cli.help.15"))
+    exp = sub.add_parser("export", help=_h("cli.help.16"))
     exp.add_argument("register")
     exp.add_argument("file")
-    exp.add_argument("--history", action="store_true", help="add a sheet with every change")
-    sub.add_parser("status", help="where the store is and how many records each register holds")
+    exp.add_argument("--history", action="store_true", help=_h("cli.help.17"))
+    sub.add_parser("status", help=_h("cli.help.18"))
 
 
 # ---------------------------------------------------------------------------
@@ -300,23 +300,39 @@ def _risks_args(p: argparse.ArgumentParser) -> None:
 
     sub = p.add_subparsers(dest="action", required=True)
     seed = sub.add_parser(
-        "seed", help="one unscored risk per failure mode of the process register (never twice)"
+        "seed", help=_h("cli.help.19")
     )
     seed.add_argument(
         "--from", dest="source",
-        help="process register file (default: the store's, else the one in registers_dir)",
+        help=_h("cli.help.20"),
     )
     seed.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
-                      help="who is seeding (kept in the history)")
+                      help=_h("cli.help.21"))
+
+
+#: Language of the --help texts (set by :func:`build_parser`).
+_HELP_LANG = ["en"]
+
+
+def _h(key: str) -> str:
+    """A --help text from the catalogue."""
+    return t(key, _HELP_LANG[0])
+
+
+def _help_lang() -> str:
+    env = os.environ.get("QMSNB_LANG")
+    if env in LANGS:
+        return env
+    return "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lang = os.environ.get("QMSNB_LANG", "en")
-    lang = lang if lang in LANGS else "en"
+    lang = _help_lang()
+    _HELP_LANG[0] = lang
     parser = argparse.ArgumentParser(prog="qmsnb", description=t("cli.description", lang))
-    parser.add_argument("--params", default="params", help="parameter folder (default: ./params)")
-    parser.add_argument("--lang", choices=LANGS, help="language of reports and messages")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    parser.add_argument("--params", default="params", help=_h("cli.help.22"))
+    parser.add_argument("--lang", choices=LANGS, help=_h("cli.help.23"))
+    parser.add_argument("--verbose", action="store_true", help=_h("cli.help.24"))
     parser.add_argument("--version", action="version", version=f"qmsnb {__import__('qmsnb').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, func, help_key) in COMMANDS.items():
