@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (qmsnb)" >/dev/null
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp src/qmsnb/resources/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 # Debian packages the browser tests need (chromium) and CJK fonts for readable

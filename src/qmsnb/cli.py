@@ -220,7 +220,12 @@ def _distribute_args(p: argparse.ArgumentParser) -> None:
 def run_lab(args: argparse.Namespace) -> int:
     params = _params(args)
     env = {**os.environ, "QMSNB_PARAMS": str(params.folder)}
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={params.root / 'notebooks'}"]
+    cmd = [
+        sys.executable, "-m", "jupyterlab", f"--notebook-dir={params.root / 'notebooks'}",
+        # a quality office's machine may have no internet: no news feed, no update check
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     os.execvpe(cmd[0], cmd, env)
     return 0  # pragma: no cover
 
