@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -41,12 +42,18 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-            interval: float = 0.05, pss: bool = False) -> Measurement:
+def measure(
+    cmd: Sequence[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    interval: float = 0.05,
+    pss: bool = False,
+) -> Measurement:
     """Run ``cmd`` and sample the summed RSS of its whole process tree."""
     started = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = peak_pss = 0
     stop = threading.Event()
 
@@ -58,10 +65,8 @@ def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | N
                 procs = [root, *root.children(recursive=True)]
                 total = 0
                 for p in procs:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
                 peak = max(peak, total)
                 if pss:
                     peak_pss = max(peak_pss, sum(_pss(p.pid) for p in procs))
@@ -74,8 +79,9 @@ def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | N
     out, err = proc.communicate()
     stop.set()
     sampler.join()
-    return Measurement(time.perf_counter() - started, peak / 2**20, proc.returncode, out, err,
-                       peak_pss / 2**20)
+    return Measurement(
+        time.perf_counter() - started, peak / 2**20, proc.returncode, out, err, peak_pss / 2**20
+    )
 
 
 def in_process_peak() -> float:

@@ -53,8 +53,20 @@ def main(args: list[str]) -> dict:
         run = measure([qmsnb, "run", "--period", "2026-10"], cwd=root, env=env)
         figures["batch_all_reports_s"] = round(run.seconds, 1)
         figures["batch_all_reports_peak_mib"] = round(run.peak_mib)
-        review = measure([qmsnb, "run", "--period", "2026-10", "--notebook", "management_review",
-                          "--department", "organisation"], cwd=root, env=env)
+        review = measure(
+            [
+                qmsnb,
+                "run",
+                "--period",
+                "2026-10",
+                "--notebook",
+                "management_review",
+                "--department",
+                "organisation",
+            ],
+            cwd=root,
+            env=env,
+        )
         assert review.returncode == 0, review.stderr
         figures["review_alone_s"] = round(review.seconds, 1)
         figures["review_alone_peak_mib"] = round(review.peak_mib)
@@ -76,7 +88,9 @@ def main(args: list[str]) -> dict:
         )
         (root / "params" / "distribution.yaml").write_text(
             f"smtp: {{host: 127.0.0.1, port: {port}, security: none, sender: q@example.com}}\n"
-            f"recipients:\n{recipients}\n", encoding="utf-8")
+            f"recipients:\n{recipients}\n",
+            encoding="utf-8",
+        )
         sink = _Sink()
         controller = Controller(sink, hostname="127.0.0.1", port=port)
         controller.start()
@@ -97,8 +111,10 @@ def main(args: list[str]) -> dict:
         params = load_params(root / "params")
         period_dir = root / "outputs" / "2026-10"
         screen = b.Screen(params, prepare.read_prepared(period_dir / "prepared")[1])
-        pages = sorted((p for p in period_dir.glob("*/*.html") if p.parent.name != "organisation"),
-                       key=lambda p: p.stat().st_size)
+        pages = sorted(
+            (p for p in period_dir.glob("*/*.html") if p.parent.name != "organisation"),
+            key=lambda p: p.stat().st_size,
+        )
         page = pages[-1]
         text = b.member_text(page.name, page.read_bytes())
         scope = page.parent.name

@@ -118,12 +118,27 @@ def _build(rows: int) -> tuple[Path, Path, Path, dict]:
         root.mkdir(parents=True)
         for folder in ("params", "notebooks", "expectations"):
             shutil.copytree(REPO / folder, root / folder)
-        built = measure([_bin("qmsnb"), "demo", "--out", str(root / "data"), "--months", "1",
-                         "--calls-per-month", str(rows), "--calls-format", "parquet"], cwd=root)
+        built = measure(
+            [
+                _bin("qmsnb"),
+                "demo",
+                "--out",
+                str(root / "data"),
+                "--months",
+                "1",
+                "--calls-per-month",
+                str(rows),
+                "--calls-format",
+                "parquet",
+            ],
+            cwd=root,
+        )
         if built.returncode:
             raise SystemExit(f"demo failed: {built.stderr[-800:]}")
-        figures = {"demo_build_seconds": round(built.seconds, 1),
-                   "demo_build_peak_mib": round(built.peak_mib)}
+        figures = {
+            "demo_build_seconds": round(built.seconds, 1),
+            "demo_build_peak_mib": round(built.peak_mib),
+        }
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
@@ -142,9 +157,14 @@ def _run(child: str, *args: str, cwd: Path) -> dict:
     if result.returncode:
         raise SystemExit(f"benchmark child failed: {result.stderr[-1500:]}")
     inner = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"seconds": round(result.seconds, 1), "peak_mib": round(result.peak_mib),
-            "cpu_seconds": round(inner["cpu"], 1), "status": inner["status"],
-            "rows": inner["rows"], "failures": inner["failures"]}
+    return {
+        "seconds": round(result.seconds, 1),
+        "peak_mib": round(result.peak_mib),
+        "cpu_seconds": round(inner["cpu"], 1),
+        "status": inner["status"],
+        "rows": inner["rows"],
+        "failures": inner["failures"],
+    }
 
 
 def main(args: list[str]) -> dict:

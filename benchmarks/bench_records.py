@@ -55,9 +55,17 @@ def main(args: list[str]) -> dict:
         import_seconds = time.perf_counter() - started
         store = open_store(params)
         audit = store.frame("audit_programme").iloc[0]["audit_id"]
-        record = {"audit_id": audit, "grade": "minor", "clause": "8.5.1", "process_id": "C3",
-                  "department": "热线运营部", "statement": "x", "evidence": "y",
-                  "auditor": "赵敏", "found_on": "2026-10-12"}
+        record = {
+            "audit_id": audit,
+            "grade": "minor",
+            "clause": "8.5.1",
+            "process_id": "C3",
+            "department": "热线运营部",
+            "statement": "x",
+            "evidence": "y",
+            "auditor": "赵敏",
+            "found_on": "2026-10-12",
+        }
         inserts, updates = [], []
         for _ in range(50):
             started = time.perf_counter()
@@ -74,8 +82,12 @@ def main(args: list[str]) -> dict:
         before = len(frame)
         script, go = root / "writer.py", root / "go"
         script.write_text(_WRITER, encoding="utf-8")
-        procs = [subprocess.Popen([sys.executable, str(script), str(params.folder), str(go),
-                                   name, "200"]) for name in ("甲", "乙")]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(params.folder), str(go), name, "200"]
+            )
+            for name in ("甲", "乙")
+        ]
         time.sleep(3)
         started = time.perf_counter()
         go.write_text("go")

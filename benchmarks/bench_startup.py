@@ -27,8 +27,12 @@ def _import_seconds(code: str, module: str) -> float:
     """Cumulative import time of ``module`` when ``code`` runs in a fresh interpreter."""
     runs = []
     for _ in range(3):
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         total = 0
         for line in done.stderr.splitlines():
             parts = line.split("|")
@@ -60,8 +64,9 @@ def _kernel_ready(forked: bool) -> float:
         client = zygote.ZygoteClient(template.socket)
         for _ in range(5):
             folder = tempfile.mkdtemp()
-            connection, _ = write_connection_file(os.path.join(folder, "k.json"),
-                                                  transport="ipc", ip=os.path.join(folder, "s"))
+            connection, _ = write_connection_file(
+                os.path.join(folder, "k.json"), transport="ipc", ip=os.path.join(folder, "s")
+            )
             started = time.perf_counter()
             pid = client.fork(["-f", connection], os.getcwd(), dict(os.environ))
             kc = BlockingKernelClient(connection_file=connection)

@@ -44,11 +44,14 @@ def main(argv: list[str]) -> int:
         record = {
             "benchmark": name,
             "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform(),
-                        # 1/5/15-minute load averages: the machine may be shared
-                        "load_before": load_before,
-                        "load_after": [round(x, 1) for x in os.getloadavg()]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                # 1/5/15-minute load averages: the machine may be shared
+                "load_before": load_before,
+                "load_after": [round(x, 1) for x in os.getloadavg()],
+            },
             "figures": figures,
         }
         out = HERE / "results" / f"{name}.json"

@@ -49,8 +49,13 @@ def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(demo_project, root)
     params = load_params(root / "params")
     inputs_before = _tree_hashes(params.data_dir)
-    result = run_batch(params, "2026-10", departments=["hotline_ops", "organisation"],
-                       notebooks=["quality_objectives"], jobs=2)
+    result = run_batch(
+        params,
+        "2026-10",
+        departments=["hotline_ops", "organisation"],
+        notebooks=["quality_objectives"],
+        jobs=2,
+    )
     return root, params, result, inputs_before
 
 
@@ -58,14 +63,18 @@ def test_batch_builds_reports_manifest_and_portal(built) -> None:
     root, params, result, inputs_before = built
     assert result.exit_code == ExitCode.OK
     assert {(r["department"], r["status"]) for r in result.reports} == {
-        ("hotline_ops", "ok"), ("organisation", "ok")
+        ("hotline_ops", "ok"),
+        ("organisation", "ok"),
     }
     folder = root / "outputs" / "2026-10"
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["period"] == "2026-10"
     assert len(manifest["months"]) == 12
     calls = [i for i in manifest["inputs"] if i["dataset"] == "calls" and i["period"] == "2026-10"]
-    assert calls and calls[0]["sha256"] == hashlib.sha256(Path(calls[0]["path"]).read_bytes()).hexdigest()
+    assert (
+        calls
+        and calls[0]["sha256"] == hashlib.sha256(Path(calls[0]["path"]).read_bytes()).hexdigest()
+    )
     assert manifest["versions"]["papermill"]
     # the executed notebook is kept, with the injected parameters
     nb = nbformat.read(folder / "hotline_ops" / "quality_objectives.ipynb", as_version=4)
@@ -93,10 +102,15 @@ def test_portal_and_report_render_offline(built, browser, tmp_path: Path) -> Non
     portal = open_offline(browser, folder / "index.html")
     assert portal.console_errors == [] and portal.page_errors == []
     assert portal.blocked_requests == []
-    links = portal.page.locator("table.grid a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    links = portal.page.locator("table.grid a").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))"
+    )
     assert "hotline_ops/quality_objectives.html" in links
-    report = open_offline(browser, folder / "hotline_ops" / "quality_objectives.html",
-                          screenshot=tmp_path / "report.png")
+    report = open_offline(
+        browser,
+        folder / "hotline_ops" / "quality_objectives.html",
+        screenshot=tmp_path / "report.png",
+    )
     assert report.console_errors == [] and report.page_errors == []
     assert report.blocked_requests == []
     # plotly drew its charts: an svg per figure with data traces
@@ -111,7 +125,9 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
     params_dir = project / "params"
     broken = nbformat.v4.new_notebook()
     broken.cells = [
-        nbformat.v4.new_code_cell('period = ""\ndepartment = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            'period = ""\ndepartment = ""', metadata={"tags": ["parameters"]}
+        ),
         nbformat.v4.new_code_cell('raise ValueError("export looked wrong")'),
     ]
     nbformat.write(broken, project / "notebooks" / "broken.ipynb")
@@ -121,8 +137,13 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
             "    title: {zh: 坏报告, en: Broken report}\n    scope: [organisation]\n"
         )
     params = load_params(params_dir)
-    result = run_batch(params, "2026-10", departments=["organisation"],
-                       notebooks=["quality_objectives", "broken"], jobs=2)
+    result = run_batch(
+        params,
+        "2026-10",
+        departments=["organisation"],
+        notebooks=["quality_objectives", "broken"],
+        jobs=2,
+    )
     status = {r["notebook"]: r for r in result.reports}
     assert status["quality_objectives"]["status"] == "ok"
     assert status["broken"]["status"] == "failed"
@@ -137,31 +158,46 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
 
 def test_interrupted_run_leaves_previous_output_untouched(project: Path) -> None:
     params = load_params(project / "params")
-    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    first = run_batch(
+        params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
+    )
     before = _tree_hashes(first.folder)
 
     def interrupt(staging: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1,
-                  before_swap=interrupt)
+        run_batch(
+            params,
+            "2026-10",
+            departments=["admin"],
+            notebooks=["quality_objectives"],
+            jobs=1,
+            before_swap=interrupt,
+        )
     assert _tree_hashes(first.folder) == before
     assert not any((project / "outputs" / STAGING).iterdir())
 
 
 def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(project: Path) -> None:
     params = load_params(project / "params")
-    first = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    first = run_batch(
+        params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
+    )
     good_html = (first.folder / "admin" / "quality_objectives.html").read_bytes()
     # break the notebook, run again: the report fails, its previous good version is carried over
     source = project / "notebooks" / "quality_objectives.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells.insert(2, nbformat.v4.new_code_cell("1 / 0"))
     nbformat.write(nb, source)
-    second = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    second = run_batch(
+        params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
+    )
     report = second.reports[0]
-    assert report["status"] == "failed" and report["previous"] == "admin/quality_objectives.previous.html"
+    assert (
+        report["status"] == "failed"
+        and report["previous"] == "admin/quality_objectives.previous.html"
+    )
     assert (second.folder / report["previous"]).read_bytes() == good_html
     archived = project / "outputs" / ".archive" / "2026-10" / first.run_id
     assert (archived / "admin" / "quality_objectives.html").read_bytes() == good_html
@@ -169,10 +205,18 @@ def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(pro
 
 def test_partial_run_keeps_the_other_reports(project: Path) -> None:
     params = load_params(project / "params")
-    run_batch(params, "2026-10", departments=["admin", "quality"], notebooks=["quality_objectives"], jobs=2)
+    run_batch(
+        params,
+        "2026-10",
+        departments=["admin", "quality"],
+        notebooks=["quality_objectives"],
+        jobs=2,
+    )
     folder = project / "outputs" / "2026-10"
     quality_html = (folder / "quality" / "quality_objectives.html").read_bytes()
-    second = run_batch(params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1)
+    second = run_batch(
+        params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
+    )
     assert [r["department"] for r in second.reports] == ["admin"]
     entries = {r["department"]: r for r in second.manifest["reports"]}
     assert set(entries) == {"admin", "quality"}

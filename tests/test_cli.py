@@ -16,7 +16,10 @@ from qmsnb.exceptions import ExitCode
 def _run(root: Path, *args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "qmsnb.cli", "--lang", lang, *args],
-        cwd=root, capture_output=True, text=True, timeout=300,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -37,12 +40,34 @@ def test_period_without_exports_lists_available_periods(project: Path, capsys) -
 
 
 def test_unknown_department_and_notebook(project: Path, capsys) -> None:
-    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "2026-10",
-                 "--department", "sales"])
+    code = main(
+        [
+            "--params",
+            str(project / "params"),
+            "--lang",
+            "en",
+            "run",
+            "--period",
+            "2026-10",
+            "--department",
+            "sales",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == ExitCode.USER_ERROR and "sales" in err and "hotline_ops" in err
-    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "2026-10",
-                 "--notebook", "audit_pack"])
+    code = main(
+        [
+            "--params",
+            str(project / "params"),
+            "--lang",
+            "en",
+            "run",
+            "--period",
+            "2026-10",
+            "--notebook",
+            "audit_pack",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == ExitCode.USER_ERROR and "audit_pack" in err and "quality_objectives" in err
 
@@ -75,8 +100,16 @@ def test_demo_refuses_a_folder_with_real_data(tmp_path: Path, project: Path, cap
 
 @pytest.mark.slow
 def test_run_prints_the_portal_path_last(project: Path) -> None:
-    proc = _run(project, "run", "--period", "2026-10", "--department", "outsourcing",
-                "--notebook", "quality_objectives")
+    proc = _run(
+        project,
+        "run",
+        "--period",
+        "2026-10",
+        "--department",
+        "outsourcing",
+        "--notebook",
+        "quality_objectives",
+    )
     assert proc.returncode == ExitCode.OK, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.endswith("outputs/2026-10/index.html") and Path(last).is_file()

@@ -139,7 +139,12 @@ def test_parquet_cache_is_keyed_by_content_and_leaves_the_input_alone(
 def test_catalogue_columns_are_found_generically(params: Params) -> None:
     calls = DATASETS["calls"]
     assert columnar.kpi_columns(params.catalogue, calls) == [
-        "department", "queue", "billing_period", "answered", "first_call_resolved", "ivr_score",
+        "department",
+        "queue",
+        "billing_period",
+        "answered",
+        "first_call_resolved",
+        "ivr_score",
     ]
     complaints = DATASETS["complaints"]
     derived = {d.name: d for d in complaints.derived}

@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from qmsnb.config import ORGANISATION, load_params
@@ -31,8 +32,14 @@ def _edit(folder: Path, name: str, old: str, new: str) -> None:
 def test_repo_params_load_into_typed_objects() -> None:
     params = load_params(REPO / "params")
     assert list(params.departments) == [
-        "hotline_ops", "cs_division", "complaints", "service_supervision",
-        "quality", "general_affairs", "admin", "outsourcing",
+        "hotline_ops",
+        "cs_division",
+        "complaints",
+        "service_supervision",
+        "quality",
+        "general_affairs",
+        "admin",
+        "outsourcing",
     ]
     assert params.departments["complaints"].name.zh == "投诉中心"
     assert params.kpis["answer_rate_vip_billing"].target == 80
@@ -44,12 +51,15 @@ def test_repo_params_load_into_typed_objects() -> None:
 def test_catalogue_holds_every_target_of_the_process_register() -> None:
     """Each row of kpi_targets.csv is a catalogue indicator with the same target."""
     params = load_params(REPO / "params")
-    rows = list(csv.DictReader((REPO / "src/qmsnb/resources/kpi_targets.csv").open(encoding="utf-8")))
+    rows = list(
+        csv.DictReader((REPO / "src/qmsnb/resources/kpi_targets.csv").open(encoding="utf-8"))
+    )
     assert len(rows) == 31
     for row in rows:
         condition = row["condition"] or None
         matches = [
-            k for k in params.catalogue.kpis
+            k
+            for k in params.catalogue.kpis
             if (row["kpi_name_zh"] in k.printed_names or row["kpi_name_zh"] == k.name.zh)
             and k.condition == condition
         ]
@@ -95,8 +105,12 @@ def test_organisation_is_a_reserved_id(params_copy: Path) -> None:
 
 
 def test_unknown_department_in_batch_plan(params_copy: Path) -> None:
-    _edit(params_copy, "batch.yaml", "scope: [department, organisation]",
-          "scope: [department, organisation]\n    departments: [hotline_ops, sales]")
+    _edit(
+        params_copy,
+        "batch.yaml",
+        "scope: [department, organisation]",
+        "scope: [department, organisation]\n    departments: [hotline_ops, sales]",
+    )
     with pytest.raises(ConfigError) as info:
         load_params(params_copy)
     message = info.value.message("en")
@@ -104,8 +118,12 @@ def test_unknown_department_in_batch_plan(params_copy: Path) -> None:
 
 
 def test_unknown_column_in_kpi_filter(params_copy: Path) -> None:
-    _edit(params_copy, "kpis.yaml", "where: {queue: vip, billing_period: true}",
-          "where: {queue: vip, billing_days: true}")
+    _edit(
+        params_copy,
+        "kpis.yaml",
+        "where: {queue: vip, billing_period: true}",
+        "where: {queue: vip, billing_days: true}",
+    )
     with pytest.raises(ConfigError) as info:
         load_params(params_copy)
     assert info.value.key == "error.config.unknown_column"
@@ -131,5 +149,5 @@ def test_missing_params_folder(tmp_path: Path) -> None:
 
 def test_params_are_frozen() -> None:
     params = load_params(REPO / "params")
-    with pytest.raises(Exception):  # pydantic ValidationError on a frozen model
+    with pytest.raises(pydantic.ValidationError):  # frozen model
         params.kpis["staff_turnover"].target = 5  # type: ignore[misc]

@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_data_contract_doc_is_current() -> None:
     current = (REPO / "docs" / "data-contract.md").read_text(encoding="utf-8")
-    assert current.strip() == contract_markdown().strip(), "run: qmsnb contract > docs/data-contract.md"
+    assert current.strip() == contract_markdown().strip(), (
+        "run: qmsnb contract > docs/data-contract.md"
+    )
 
 
 def test_notebooks_are_committed_without_outputs() -> None:

@@ -45,9 +45,14 @@ def checker(demo_params: Params) -> gate.Gate:
 def _validate(checker: gate.Gate, name: str, dataset: str) -> gate.DatasetResult:
     spec = DATASETS[dataset]
     if spec.kind == "register":
-        period, parameters = None, {
-            **checker.lookups, "audit_ids": ["IA-2026-001"], "process_ids": ["C1"],
-        }
+        period, parameters = (
+            None,
+            {
+                **checker.lookups,
+                "audit_ids": ["IA-2026-001"],
+                "process_ids": ["C1"],
+            },
+        )
     else:
         period, parameters = "2026-10", checker.export_parameters("2026-10", [])
     result, _ = checker.validate(spec, BAD / name, period, parameters)
@@ -69,49 +74,120 @@ CASES: list[tuple[str, str, str, set[Any], set[str]]] = [
     ("cjk_dates.csv", "callbacks", "pass", set(), {"note.cjk_dates"}),
     ("thousands_separators.csv", "monthly_indicators", "pass", set(), {"note.thousands"}),
     ("fullwidth_digits.csv", "callbacks", "pass", set(), {"note.fullwidth"}),
-    ("merged_header.xlsx", "monthly_indicators", "pass", set(),
-     {"note.merged_header", "note.title_rows", "note.percent_text"}),
+    (
+        "merged_header.xlsx",
+        "monthly_indicators",
+        "pass",
+        set(),
+        {"note.merged_header", "note.title_rows", "note.percent_text"},
+    ),
     # rejected
-    ("renamed_column.csv", "calls", "fail", {("missing_column", "answered", None, ())},
-     {"note.unknown_columns"}),
-    ("previous_month_file.csv", "calls", "fail",
-     {("wrong_period_file", "start_time", None, ()),
-      ("outside_period", "start_time", 5, (2, 3, 4, 5, 6))}, set()),
-    ("stray_rows_from_other_month.csv", "calls", "fail",
-     {("outside_period", "start_time", 1, (3,))}, set()),
-    ("duplicate_ticket.csv", "complaints", "fail",
-     {("duplicate_key", "ticket_id", 2, (3, 5))}, set()),
-    ("duplicate_rows.csv", "monthly_indicators", "fail",
-     {("duplicate_key", "period, department, indicator", 2, (2, 4)),
-      ("duplicate_row", "period, department, indicator, numerator, denominator, value",
-       2, (2, 4))}, set()),
-    ("subtotal_row_inside.csv", "callbacks", "fail",
-     {("totals_row", None, 1, (4,)), ("not_yes_no", "completed", 1, (4,)),
-      ("not_yes_no", "reached", 1, (4,)), ("missing_value", "created_at", 1, (4,)),
-      ("missing_value", "department", 1, (4,)), ("missing_value", "task_type", 1, (4,))},
-     set()),
-    ("unknown_department.csv", "callbacks", "fail",
-     {("unknown_department", "department", 2, (3, 4))}, set()),
+    (
+        "renamed_column.csv",
+        "calls",
+        "fail",
+        {("missing_column", "answered", None, ())},
+        {"note.unknown_columns"},
+    ),
+    (
+        "previous_month_file.csv",
+        "calls",
+        "fail",
+        {
+            ("wrong_period_file", "start_time", None, ()),
+            ("outside_period", "start_time", 5, (2, 3, 4, 5, 6)),
+        },
+        set(),
+    ),
+    (
+        "stray_rows_from_other_month.csv",
+        "calls",
+        "fail",
+        {("outside_period", "start_time", 1, (3,))},
+        set(),
+    ),
+    (
+        "duplicate_ticket.csv",
+        "complaints",
+        "fail",
+        {("duplicate_key", "ticket_id", 2, (3, 5))},
+        set(),
+    ),
+    (
+        "duplicate_rows.csv",
+        "monthly_indicators",
+        "fail",
+        {
+            ("duplicate_key", "period, department, indicator", 2, (2, 4)),
+            (
+                "duplicate_row",
+                "period, department, indicator, numerator, denominator, value",
+                2,
+                (2, 4),
+            ),
+        },
+        set(),
+    ),
+    (
+        "subtotal_row_inside.csv",
+        "callbacks",
+        "fail",
+        {
+            ("totals_row", None, 1, (4,)),
+            ("not_yes_no", "completed", 1, (4,)),
+            ("not_yes_no", "reached", 1, (4,)),
+            ("missing_value", "created_at", 1, (4,)),
+            ("missing_value", "department", 1, (4,)),
+            ("missing_value", "task_type", 1, (4,)),
+        },
+        set(),
+    ),
+    (
+        "unknown_department.csv",
+        "callbacks",
+        "fail",
+        {("unknown_department", "department", 2, (3, 4))},
+        set(),
+    ),
     ("not_allowed_values.csv", "calls", "fail", {("not_allowed", "queue", 1, (3,))}, set()),
-    ("out_of_range.csv", "calls", "fail",
-     {("out_of_range", "ivr_score", 1, (3,)), ("out_of_range", "wait_seconds", 1, (4,))},
-     set()),
-    ("missing_values.csv", "callbacks", "fail",
-     {("missing_value", "department", 1, (3,))}, set()),
-    ("bad_values.csv", "callbacks", "fail",
-     {("not_a_date", "created_at", 1, (3,)), ("not_yes_no", "completed", 1, (4,))}, set()),
-    ("findings_unknown_audit.csv", "findings", "fail",
-     {("unknown_reference", "audit_id", 1, (3,))}, set()),
+    (
+        "out_of_range.csv",
+        "calls",
+        "fail",
+        {("out_of_range", "ivr_score", 1, (3,)), ("out_of_range", "wait_seconds", 1, (4,))},
+        set(),
+    ),
+    ("missing_values.csv", "callbacks", "fail", {("missing_value", "department", 1, (3,))}, set()),
+    (
+        "bad_values.csv",
+        "callbacks",
+        "fail",
+        {("not_a_date", "created_at", 1, (3,)), ("not_yes_no", "completed", 1, (4,))},
+        set(),
+    ),
+    (
+        "findings_unknown_audit.csv",
+        "findings",
+        "fail",
+        {("unknown_reference", "audit_id", 1, (3,))},
+        set(),
+    ),
     ("truncated_download.csv", "callbacks", "fail", {("unreadable", None, None, ())}, set()),
     ("binary_renamed.csv", "calls", "fail", {("unreadable", None, None, ())}, set()),
     ("empty.csv", "calls", "fail", {("unreadable", None, None, ())}, set()),
-    ("truncated_workbook.xlsx", "monthly_indicators", "fail",
-     {("unreadable", None, None, ())}, set()),
+    (
+        "truncated_workbook.xlsx",
+        "monthly_indicators",
+        "fail",
+        {("unreadable", None, None, ())},
+        set(),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "dataset", "status", "failures", "notes"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "dataset", "status", "failures", "notes"), CASES, ids=[c[0] for c in CASES]
+)
 def test_each_defect_class(
     checker: gate.Gate, name: str, dataset: str, status: str, failures: set[Any], notes: set[str]
 ) -> None:
@@ -155,7 +231,9 @@ def test_normalised_values_are_right(demo_params: Params) -> None:
     assert table.header_row == 3
     row = table.frame.iloc[0]
     assert (row["indicator"], row["numerator"], row["denominator"]) == (
-        "supplier_first_pass", 41, 43
+        "supplier_first_pass",
+        41,
+        43,
     )
     assert row["value"] == pytest.approx(95.35)  # a 0.0% cell holding 0.9535
     assert table.frame.iloc[1]["note"] == "含兼职2人"
@@ -256,9 +334,22 @@ def test_gx_would_have_dropped_it_silently() -> None:
 
 def test_a_suite_without_meaning_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "calls.json"
-    path.write_text(json.dumps({"name": "calls", "expectations": [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "call_id"},
-         "severity": "critical", "meta": {"reason": "missing_value"}}]}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "name": "calls",
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_not_be_null",
+                        "kwargs": {"column": "call_id"},
+                        "severity": "critical",
+                        "meta": {"reason": "missing_value"},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as info:
         gate.load_suite_spec(path)
     assert info.value.key == "error.gate.suite_invalid"
@@ -268,16 +359,25 @@ def test_a_check_that_errors_is_not_a_data_failure(tmp_path: Path, demo_project:
     def erroring(spec: dict[str, Any]) -> None:
         # comparing datetimes with a number raises inside GX, at run time (FINDINGS.md)
         spec["expectations"].append(
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": "created_at", "min_value": {"$PARAMETER": "min_rows"}},
-             "severity": "warning",
-             "meta": {"reason": "bad_rule", "zh": "规则", "en": "rule",
-                      "fix_zh": "改", "fix_en": "fix"}}
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "created_at", "min_value": {"$PARAMETER": "min_rows"}},
+                "severity": "warning",
+                "meta": {
+                    "reason": "bad_rule",
+                    "zh": "规则",
+                    "en": "rule",
+                    "fix_zh": "改",
+                    "fix_en": "fix",
+                },
+            }
         )
 
     params = _project_with_suite(tmp_path, demo_project, "callbacks", erroring)
     result, _ = gate.Gate(params, cache=False).validate(
-        DATASETS["callbacks"], BAD / "title_rows.csv", "2026-10",
+        DATASETS["callbacks"],
+        BAD / "title_rows.csv",
+        "2026-10",
         gate.Gate(params, cache=False).export_parameters("2026-10", []),
     )
     (failure,) = result.failures
@@ -289,22 +389,35 @@ def test_a_check_that_errors_is_not_a_data_failure(tmp_path: Path, demo_project:
 # The GX view
 # ---------------------------------------------------------------------------
 def test_packed_keys_keep_duplicates_exactly() -> None:
-    keys = pd.Series(["C202610-00000001", "C202610-00000002", "C202610-00000001",
-                      "C202610-10000002"], dtype="str")
+    keys = pd.Series(
+        ["C202610-00000001", "C202610-00000002", "C202610-00000001", "C202610-10000002"],
+        dtype="str",
+    )
     codes = gate._packed_key(keys)
     assert codes is not None
     assert pd.Series(codes).duplicated(keep=False).tolist() == [True, False, True, False]
     assert gate._packed_key(pd.Series(["A1", "A22"], dtype="str")) is None  # lengths differ
 
 
-def test_large_tables_validate_on_packed_keys(checker: gate.Gate, demo_params: Params,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_tables_validate_on_packed_keys(
+    checker: gate.Gate, demo_params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(gate, "LARGE_TABLE", 1)
-    table = io.typed_frame(pd.DataFrame({
-        "task_id": ["R1", "R2", "R1"], "created_at": ["2026-10-02 09:00"] * 3,
-        "department": ["服监中心"] * 3, "task_type": ["service"] * 3, "completed": ["1"] * 3,
-        "reached": ["1"] * 3, "completed_at": [""] * 3,
-    }), "callbacks", demo_params)
+    table = io.typed_frame(
+        pd.DataFrame(
+            {
+                "task_id": ["R1", "R2", "R1"],
+                "created_at": ["2026-10-02 09:00"] * 3,
+                "department": ["服监中心"] * 3,
+                "task_type": ["service"] * 3,
+                "completed": ["1"] * 3,
+                "reached": ["1"] * 3,
+                "completed_at": [""] * 3,
+            }
+        ),
+        "callbacks",
+        demo_params,
+    )
     view = gate.gx_view(table, "2026-10")
     assert view["task_id"].dtype == "uint64"
     assert view["_period"].tolist() == ["2026-10"] * 3
@@ -328,8 +441,12 @@ def test_the_demo_month_passes_and_the_flawed_month_is_left_out(
     assert flawed.status == "fail"
     assert _found(flawed) == {
         ("duplicate_key", "task_id", 10, (42, 43, 44, 45, 46, 47, 48, 49, 50, 51)),
-        ("duplicate_row", "task_id, created_at, department, task_type, completed, reached, "
-                          "completed_at", 10, (42, 43, 44, 45, 46, 47, 48, 49, 50, 51)),
+        (
+            "duplicate_row",
+            "task_id, created_at, department, task_type, completed, reached, completed_at",
+            10,
+            (42, 43, 44, 45, 46, 47, 48, 49, 50, 51),
+        ),
     }
     assert flawed.notes == [{"key": "note.totals_row", "facts": {"rows": "307"}}]
     assert result.left_out() == {"2026-09": ["callbacks"]}
@@ -353,8 +470,9 @@ def test_results_are_cached_per_file(tmp_path: Path, project: Path) -> None:
     assert third.datasets["callbacks"].rows == 2
 
 
-def test_gate_json_is_what_the_review_reads(period_result: gate.GateResult, demo_params: Params,
-                                            tmp_path: Path) -> None:
+def test_gate_json_is_what_the_review_reads(
+    period_result: gate.GateResult, demo_params: Params, tmp_path: Path
+) -> None:
     json_path, html_path = gate.write_outputs(period_result, tmp_path, demo_params, "en")
     data = json.loads(json_path.read_text(encoding="utf-8"))
     assert data["status"] == "pass" and data["period"] == "2026-10"
@@ -388,8 +506,15 @@ def test_a_script_in_a_bad_value_is_shown_not_run(
     assert visit.page.locator("img").count() == 0
 
 
-@pytest.mark.parametrize("name", ["out_of_range.csv", "duplicate_rows.csv",
-                                  "subtotal_row_inside.csv", "previous_month_file.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "out_of_range.csv",
+        "duplicate_rows.csv",
+        "subtotal_row_inside.csv",
+        "previous_month_file.csv",
+    ],
+)
 def test_the_large_table_path_finds_the_same(
     checker: gate.Gate, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -415,8 +540,9 @@ def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project
     month = project / "data" / "2026-10"
 
     # 1. clean month: built; the flawed September callbacks are a gap in the trends
-    clean = run_batch(params, "2026-10", departments=["organisation"],
-                      notebooks=["quality_objectives"])
+    clean = run_batch(
+        params, "2026-10", departments=["organisation"], notebooks=["quality_objectives"]
+    )
     assert _statuses(clean) == {("quality_objectives", "organisation"): "ok"}
     assert clean.exit_code == ExitCode.OK
     assert [b["kind"] for b in clean.manifest["banners"]] == ["info"]
@@ -430,8 +556,9 @@ def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project
     # 2. warnings only (October has 100 calls, the months before 3,000): built, yellow banner
     calls = (month / "calls.csv").read_text(encoding="utf-8").splitlines(keepends=True)
     (month / "calls.csv").write_text("".join(calls[:101]), encoding="utf-8")
-    warned = run_batch(params, "2026-10", departments=["organisation"],
-                       notebooks=["quality_objectives"])
+    warned = run_batch(
+        params, "2026-10", departments=["organisation"], notebooks=["quality_objectives"]
+    )
     assert _statuses(warned) == {("quality_objectives", "organisation"): "ok"}
     assert warned.exit_code == ExitCode.OK
     yellow = [b for b in warned.manifest["banners"] if b["kind"] == "yellow"]
@@ -446,8 +573,12 @@ def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project
     before = hashlib.sha256((month / "callbacks.csv").read_bytes()).hexdigest()
     assert "callbacks" in params.notebooks["quality_objectives"].needs
     assert "callbacks" not in params.notebooks["internal_audit"].needs
-    blocked = run_batch(params, "2026-10", departments=["organisation"],
-                        notebooks=["quality_objectives", "internal_audit"])
+    blocked = run_batch(
+        params,
+        "2026-10",
+        departments=["organisation"],
+        notebooks=["quality_objectives", "internal_audit"],
+    )
     assert _statuses(blocked) == {
         ("quality_objectives", "organisation"): "blocked",
         ("internal_audit", "organisation"): "ok",
@@ -472,16 +603,48 @@ def test_validate_command_exit_codes(project: Path, capsys: pytest.CaptureFixtur
     from qmsnb.cli import main
 
     params_dir = str(project / "params")
-    assert main(["--params", params_dir, "--lang", "en", "validate", "--period", "2026-08",
-                 "--months", "1"]) == 0
-    assert main(["--params", params_dir, "--lang", "en", "validate", "--period", "2026-09",
-                 "--months", "1"]) == 3
+    assert (
+        main(
+            [
+                "--params",
+                params_dir,
+                "--lang",
+                "en",
+                "validate",
+                "--period",
+                "2026-08",
+                "--months",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--params",
+                params_dir,
+                "--lang",
+                "en",
+                "validate",
+                "--period",
+                "2026-09",
+                "--months",
+                "1",
+            ]
+        )
+        == 3
+    )
     out = capsys.readouterr()
     assert "Callback tasks: Failed · duplicate_key; duplicate_row" in out.out
     assert (project / "outputs" / ".validate" / "2026-09" / "data_quality.html").is_file()
     suite = project / "expectations" / "calls.json"
-    suite.write_text(suite.read_text(encoding="utf-8").replace(
-        "expect_column_values_to_be_unique", "expect_column_values_to_be_uniq"), encoding="utf-8")
+    suite.write_text(
+        suite.read_text(encoding="utf-8").replace(
+            "expect_column_values_to_be_unique", "expect_column_values_to_be_uniq"
+        ),
+        encoding="utf-8",
+    )
     assert main(["--params", params_dir, "validate", "--period", "2026-09"]) == 2
     assert "expect_column_values_to_be_uniq" in capsys.readouterr().err
 
@@ -493,11 +656,15 @@ def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
 
     params = load_params(project / "params")
     assert prepare.prepare(params, "2026-10", tmp_path / "a")["left_out"] == []
-    io.write_json(project / "outputs" / "2026-10" / "gate.json",
-                  {"left_out": {"2026-09": ["callbacks", "complaints"]}})
+    io.write_json(
+        project / "outputs" / "2026-10" / "gate.json",
+        {"left_out": {"2026-09": ["callbacks", "complaints"]}},
+    )
     meta = prepare.prepare(params, "2026-10", tmp_path / "b")
-    assert meta["left_out"] == [{"period": "2026-09", "dataset": "callbacks"},
-                                {"period": "2026-09", "dataset": "complaints"}]
+    assert meta["left_out"] == [
+        {"period": "2026-09", "dataset": "callbacks"},
+        {"period": "2026-09", "dataset": "complaints"},
+    ]
     assert "2026-09" not in meta["complaint_months"] and "2026-08" in meta["complaint_months"]
     kpi = pd.read_parquet(tmp_path / "b" / "kpi.parquet")
     assert "2026-09" not in set(kpi.loc[kpi["kpi"] == "callback_completion", "period"])

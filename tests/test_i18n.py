@@ -32,8 +32,18 @@ def test_chinese_entries_are_chinese() -> None:
 
 
 def test_formatting() -> None:
-    assert t("objectives.narrative.counts", "en", total=14, period="Oct 2026", red=3,
-             yellow=2, green=9) == "3 of 14 indicators are red, 2 yellow and 9 green in Oct 2026."
+    assert (
+        t(
+            "objectives.narrative.counts",
+            "en",
+            total=14,
+            period="Oct 2026",
+            red=3,
+            yellow=2,
+            green=9,
+        )
+        == "3 of 14 indicators are red, 2 yellow and 9 green in Oct 2026."
+    )
     assert period_label("2026-10", "zh") == "2026年10月"
     assert period_label("2026-01", "en") == "Jan 2026"
     assert fmt_number(85.333, "%") == "85.3%"

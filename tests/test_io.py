@@ -42,7 +42,7 @@ def test_utf8_bom_title_rows_and_percent_text(tmp_path: Path, params: Params) ->
         "2026年10月 月度指标汇总,,,,,\r\n"
         ",,,,,\r\n"
         "月份,部门,指标,分子,分母,指标值\r\n"
-        "2026年10月,行政部,供方一次交验合格率,\"1,045\",\"1,100\",95.0%\r\n"
+        '2026年10月,行政部,供方一次交验合格率,"1,045","1,100",95.0%\r\n'
     )
     path.write_bytes(text.encode("utf-8-sig"))
     table = io.read_dataset(path, "monthly_indicators", params)
@@ -109,7 +109,13 @@ def test_missing_required_columns_are_listed(tmp_path: Path, params: Params) -> 
     path = tmp_path / "callbacks.csv"
     path.write_text("任务编号,派发时间\r\nR1,2026-10-02\r\n", encoding="utf-8")
     table = io.read_dataset(path, "callbacks", params)
-    assert table.missing_columns == ["department", "task_type", "completed", "reached", "completed_at"]
+    assert table.missing_columns == [
+        "department",
+        "task_type",
+        "completed",
+        "reached",
+        "completed_at",
+    ]
 
 
 def test_two_candidate_files_are_refused(tmp_path: Path) -> None:

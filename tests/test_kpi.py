@@ -33,7 +33,15 @@ def _calls() -> pd.DataFrame:
         ("cs_division", "vip", True, True, True, 2),
     ]
     frame = pd.DataFrame(
-        rows, columns=["department", "queue", "billing_period", "answered", "first_call_resolved", "ivr_score"]
+        rows,
+        columns=[
+            "department",
+            "queue",
+            "billing_period",
+            "answered",
+            "first_call_resolved",
+            "ivr_score",
+        ],
     )
     frame["billing_period"] = frame["billing_period"].astype("boolean")
     frame["answered"] = frame["answered"].astype("boolean")

@@ -13,21 +13,34 @@ from qmsnb.analysis import objectives as obj
 
 def _values(months: list[str], num: list[float], den: list[float]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"period": months, "numerator": num, "denominator": den,
-         "value": [100 * n / d for n, d in zip(num, den, strict=True)]}
+        {
+            "period": months,
+            "numerator": num,
+            "denominator": den,
+            "value": [100 * n / d for n, d in zip(num, den, strict=True)],
+        }
     )
 
 
 def test_quarter_and_month_targets() -> None:
-    row = pd.Series({"annual_target": 74.56, "q1_target": 72.0, "q2_target": None,
-                     "q3_target": 75.0, "q4_target": 76.0})
+    row = pd.Series(
+        {
+            "annual_target": 74.56,
+            "q1_target": 72.0,
+            "q2_target": None,
+            "q3_target": 75.0,
+            "q4_target": 76.0,
+        }
+    )
     assert obj.quarter_targets(row) == {1: 72.0, 2: 74.56, 3: 75.0, 4: 76.0}
     months = obj.monthly_targets(row)
     assert months[1] == months[3] == 72.0 and months[4] == 74.56 and months[12] == 76.0
 
 
 def test_ytd_and_quarters_sum_counts_within_the_year() -> None:
-    values = _values(["2025-12", "2026-01", "2026-02", "2026-04"], [10, 80, 90, 45], [100, 100, 100, 50])
+    values = _values(
+        ["2025-12", "2026-01", "2026-02", "2026-04"], [10, 80, 90, 45], [100, 100, 100, 50]
+    )
     assert obj.ytd(values, 2026, "2026-04") == pytest.approx(100 * 215 / 250)
     quarters = obj.quarter_actuals(values, 2026, "2026-04")
     assert quarters[1] == pytest.approx(85.0)

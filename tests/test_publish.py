@@ -19,15 +19,33 @@ def _manifest(reports: list[dict]) -> dict:
     }
 
 
-def test_portal_flags_an_incomplete_review_and_a_failed_report(tmp_path: Path, params: Params) -> None:
+def test_portal_flags_an_incomplete_review_and_a_failed_report(
+    tmp_path: Path, params: Params
+) -> None:
     reports = [
-        {"notebook": "management_review", "department": "organisation", "status": "ok",
-         "html": "organisation/management_review.html", "seconds": 3.0,
-         "facts": {"review": {"complete": False, "missing": ["b_issues"],
-                              "inputs": {"b_issues": {"clause": "9.3.2 b)"}}}}},
-        {"notebook": "quality_objectives", "department": "admin", "status": "failed",
-         "html": None, "ipynb": "admin/quality_objectives.ipynb", "seconds": 1.0,
-         "error": "ValueError: <script>alert(1)</script>"},
+        {
+            "notebook": "management_review",
+            "department": "organisation",
+            "status": "ok",
+            "html": "organisation/management_review.html",
+            "seconds": 3.0,
+            "facts": {
+                "review": {
+                    "complete": False,
+                    "missing": ["b_issues"],
+                    "inputs": {"b_issues": {"clause": "9.3.2 b)"}},
+                }
+            },
+        },
+        {
+            "notebook": "quality_objectives",
+            "department": "admin",
+            "status": "failed",
+            "html": None,
+            "ipynb": "admin/quality_objectives.ipynb",
+            "seconds": 1.0,
+            "error": "ValueError: <script>alert(1)</script>",
+        },
     ]
     page = render_portal(tmp_path, _manifest(reports), params, "en").read_text(encoding="utf-8")
     assert "Management review pack incomplete: 1 input(s)" in page
@@ -40,9 +58,14 @@ def test_portal_flags_an_incomplete_review_and_a_failed_report(tmp_path: Path, p
 
 def test_complete_review_raises_no_banner(tmp_path: Path, params: Params) -> None:
     reports = [
-        {"notebook": "management_review", "department": "organisation", "status": "ok",
-         "html": "organisation/management_review.html", "seconds": 3.0,
-         "facts": {"review": {"complete": True, "missing": [], "inputs": {}}}},
+        {
+            "notebook": "management_review",
+            "department": "organisation",
+            "status": "ok",
+            "html": "organisation/management_review.html",
+            "seconds": 3.0,
+            "facts": {"review": {"complete": True, "missing": [], "inputs": {}}},
+        },
     ]
     page = render_portal(tmp_path, _manifest(reports), params, "zh").read_text(encoding="utf-8")
     assert "管理评审输入不完整" not in page

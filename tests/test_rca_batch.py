@@ -22,8 +22,13 @@ def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("rca-built") / "project"
     shutil.copytree(demo_project, root)
     params = load_params(root / "params")
-    result = run_batch(params, "2026-10", notebooks=["root_cause"],
-                       departments=["complaints", "organisation"], jobs=2)
+    result = run_batch(
+        params,
+        "2026-10",
+        notebooks=["root_cause"],
+        departments=["complaints", "organisation"],
+        jobs=2,
+    )
     return root, result
 
 
@@ -31,7 +36,8 @@ def test_root_cause_reports_build_with_the_demo_stories(built) -> None:
     root, result = built
     assert result.exit_code == ExitCode.OK, result.reports
     assert {(r["department"], r["status"]) for r in result.reports} == {
-        ("complaints", "ok"), ("organisation", "ok")
+        ("complaints", "ok"),
+        ("organisation", "ok"),
     }
     folder = root / "outputs" / "2026-10"
     dept = (folder / "complaints" / "root_cause.html").read_text(encoding="utf-8")
@@ -56,8 +62,11 @@ def test_root_cause_reports_build_with_the_demo_stories(built) -> None:
 @pytest.mark.browser
 def test_root_cause_report_renders_offline(built, browser, tmp_path: Path) -> None:
     root, _ = built
-    page = open_offline(browser, root / "outputs" / "2026-10" / "organisation" / "root_cause.html",
-                        screenshot=tmp_path / "rca.png")
+    page = open_offline(
+        browser,
+        root / "outputs" / "2026-10" / "organisation" / "root_cause.html",
+        screenshot=tmp_path / "rca.png",
+    )
     assert page.console_errors == [] and page.page_errors == []
     assert page.blocked_requests == []
     # Pareto ×2, heat map, trend, two fishbones, fix chart

@@ -89,9 +89,7 @@ def plan(
             params.department(dept)
     for nb in notebooks or ():
         if nb not in params.notebooks:
-            raise UsageError(
-                "error.unknown_notebook", value=nb, known=", ".join(params.notebooks)
-            )
+            raise UsageError("error.unknown_notebook", value=nb, known=", ".join(params.notebooks))
     pairs = []
     for nb in params.batch.notebooks:
         if notebooks and nb.id not in notebooks:
@@ -140,15 +138,26 @@ def _jobs(
 def _progress(total: int, lang: str) -> tuple[Callable[[JobResult], None], Callable[[], None]]:
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="report", file=sys.stderr, disable=not sys.stderr.isatty(),
-               desc=t("run.progress", lang))
+    bar = tqdm(
+        total=total,
+        unit="report",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        desc=t("run.progress", lang),
+    )
 
     def done(result: JobResult) -> None:
         bar.update(1)
         if bar.disable:
             print(
-                t("run.job_done", lang, scope=result.job.department, report=result.job.notebook,
-                  status=t(f"portal.status.{result.status}", lang), seconds=f"{result.seconds:.1f}"),
+                t(
+                    "run.job_done",
+                    lang,
+                    scope=result.job.department,
+                    report=result.job.notebook,
+                    status=t(f"portal.status.{result.status}", lang),
+                    seconds=f"{result.seconds:.1f}",
+                ),
                 file=sys.stderr,
             )
 
@@ -239,8 +248,14 @@ def _needs_blocked(params: Params, notebook: str, blocked: set[str]) -> list[str
 
 
 def _blocked_report(
-    params: Params, notebook: str, scope: str, datasets: list[str], lang: str,
-    previous: dict[str, Any] | None, target: Path, staging: Path,
+    params: Params,
+    notebook: str,
+    scope: str,
+    datasets: list[str],
+    lang: str,
+    previous: dict[str, Any] | None,
+    target: Path,
+    staging: Path,
 ) -> dict[str, Any]:
     """A report the gate stopped: not built, the previous good one carried forward."""
     from qmsnb.gate import dataset_name
@@ -251,8 +266,9 @@ def _blocked_report(
         "status": "blocked",
         "seconds": None,
         "error": None,
-        "reason": t("gate.blocked_reason", lang,
-                    datasets=", ".join(dataset_name(d, lang) for d in datasets)),
+        "reason": t(
+            "gate.blocked_reason", lang, datasets=", ".join(dataset_name(d, lang) for d in datasets)
+        ),
         "blocked_by": datasets,
         "cell": None,
         "ipynb": None,
@@ -279,8 +295,11 @@ def _gate_banners(
                 "lines": [
                     *summary_lines(checked, lang, blocking=True),
                     t("gate.banner.blocked_reports", lang, reports=", ".join(names)),
-                    *([t("gate.banner.previous", lang)] if any(r.get("previous") for r in blocked)
-                      else []),
+                    *(
+                        [t("gate.banner.previous", lang)]
+                        if any(r.get("previous") for r in blocked)
+                        else []
+                    ),
                 ],
             }
         )
@@ -288,8 +307,7 @@ def _gate_banners(
     if warnings:
         count = sum(len(v) for v in checked.warnings().values())
         banners.append(
-            {"kind": "yellow", "title": t("gate.banner.warn", lang, count=count),
-             "lines": warnings}
+            {"kind": "yellow", "title": t("gate.banner.warn", lang, count=count), "lines": warnings}
         )
     earlier = {m: d for m, d in checked.left_out().items() if m != checked.period}
     if earlier:
@@ -357,7 +375,8 @@ def run_batch(
     try:
         checked = _run_gate(params, period, staging, language)
         stopped = {
-            pair: needs for pair in pairs
+            pair: needs
+            for pair in pairs
             if (needs := _needs_blocked(params, pair[0], checked.blocked()))
         }
         meta = prepare.prepare(params, period, staging / PREPARED, checked.left_out())
@@ -365,8 +384,12 @@ def run_batch(
         runnable = [pair for pair in pairs if pair not in stopped]
         job_list = _jobs(params, period, language, runnable, staging)
         previous = _previous_manifest(target)
-        footer = t("report.generated", language, time=datetime.now().strftime("%Y-%m-%d %H:%M"),
-                   version=publish.versions().get("qmsnb", ""))
+        footer = t(
+            "report.generated",
+            language,
+            time=datetime.now().strftime("%Y-%m-%d %H:%M"),
+            version=publish.versions().get("qmsnb", ""),
+        )
         published: dict[int, dict[str, Any]] = {}
         failures: list[BaseException] = []
 
@@ -389,8 +412,11 @@ def run_batch(
                 if facts:  # e.g. the management review's missing inputs
                     report["facts"] = facts
                 title = " · ".join(
-                    (spec.title(language), params.department_name(job.department, language),
-                     period_label(period, language))
+                    (
+                        spec.title(language),
+                        params.department_name(job.department, language),
+                        period_label(period, language),
+                    )
                 )
                 publish.export_report(ipynb, html, title=title, lang=language, footer=footer)
                 report["html"] = publish.relative(html, staging)
@@ -414,9 +440,7 @@ def run_batch(
             close()
         if failures:
             raise failures[0]
-        reports = [
-            published.get(id(result.job)) or publish_one(result) for result in results
-        ]
+        reports = [published.get(id(result.job)) or publish_one(result) for result in results]
         reports.extend(
             _blocked_report(params, nb, scope, needs, language, previous, target, staging)
             for (nb, scope), needs in stopped.items()
@@ -434,9 +458,7 @@ def run_batch(
             "seconds": round(time.monotonic() - started, 2),
             "params": {
                 "folder": str(params.folder),
-                "files": {
-                    f.name: io.sha256_file(f) for f in sorted(params.folder.glob("*.yaml"))
-                },
+                "files": {f.name: io.sha256_file(f) for f in sorted(params.folder.glob("*.yaml"))},
             },
             "inputs": meta["inputs"],
             "months": meta["months"],
@@ -444,8 +466,11 @@ def run_batch(
             "reports": reports + kept,
             "kpi_summary": _kpi_summary(staging / PREPARED, period),
             "banners": _gate_banners(params, checked, reports, language),
-            "gate": {"status": checked.status, "rejected": checked.rejected(),
-                     "left_out": checked.left_out()},
+            "gate": {
+                "status": checked.status,
+                "rejected": checked.rejected(),
+                "left_out": checked.left_out(),
+            },
             "previous_run": previous.get("run_id") if previous else None,
         }
         io.write_json(staging / "manifest.json", manifest)

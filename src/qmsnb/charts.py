@@ -87,67 +87,100 @@ def small_multiples(
         if panel.lower is not None and panel.upper is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=list(panel.x), y=list(panel.upper), mode="lines",
+                    x=list(panel.x),
+                    y=list(panel.upper),
+                    mode="lines",
                     line={"color": LIMIT, "width": 1, "shape": "hvh", "dash": "dot"},
-                    name=labels["limits"], legendgroup="limits", showlegend=first,
+                    name=labels["limits"],
+                    legendgroup="limits",
+                    showlegend=first,
                     hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
             fig.add_trace(
                 go.Scatter(
-                    x=list(panel.x), y=list(panel.lower), mode="lines",
+                    x=list(panel.x),
+                    y=list(panel.lower),
+                    mode="lines",
                     line={"color": LIMIT, "width": 1, "shape": "hvh", "dash": "dot"},
-                    name=labels["limits"], legendgroup="limits", showlegend=False,
+                    name=labels["limits"],
+                    legendgroup="limits",
+                    showlegend=False,
                     hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if panel.centre is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=list(panel.x), y=[panel.centre] * len(panel.x), mode="lines",
+                    x=list(panel.x),
+                    y=[panel.centre] * len(panel.x),
+                    mode="lines",
                     line={"color": LIMIT, "width": 1},
-                    name=labels["centre"], legendgroup="centre", showlegend=first,
+                    name=labels["centre"],
+                    legendgroup="centre",
+                    showlegend=first,
                     hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if panel.target is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=list(panel.x), y=[panel.target] * len(panel.x), mode="lines",
+                    x=list(panel.x),
+                    y=[panel.target] * len(panel.x),
+                    mode="lines",
                     line={"color": TARGET, "width": 1.5, "dash": "dash"},
-                    name=labels["target"], legendgroup="target", showlegend=first,
+                    name=labels["target"],
+                    legendgroup="target",
+                    showlegend=first,
                     hovertemplate=f"{labels['target']}: %{{y:.2f}}{panel.unit}<extra></extra>",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         fig.add_trace(
             go.Scatter(
-                x=list(panel.x), y=list(panel.y), mode="lines+markers",
+                x=list(panel.x),
+                y=list(panel.y),
+                mode="lines+markers",
                 line={"color": LINE, "width": 2},
                 marker={"color": colours, "size": 8, "line": {"color": "white", "width": 1}},
-                name=labels["value"], legendgroup="value", showlegend=first,
+                name=labels["value"],
+                legendgroup="value",
+                showlegend=first,
                 hovertemplate=f"%{{x}}: %{{y:.2f}}{panel.unit}<extra></extra>",
             ),
-            row=row, col=col,
+            row=row,
+            col=col,
         )
         if panel.signals is not None and any(panel.signals):
             xs = [x for x, s in zip(panel.x, panel.signals, strict=True) if s]
             ys = [y for y, s in zip(panel.y, panel.signals, strict=True) if s]
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="markers",
-                    marker={"symbol": "circle-open", "size": 15, "color": STATUS_COLOURS["red"],
-                            "line": {"width": 2}},
-                    name=labels["signal"], legendgroup="signal",
+                    x=xs,
+                    y=ys,
+                    mode="markers",
+                    marker={
+                        "symbol": "circle-open",
+                        "size": 15,
+                        "color": STATUS_COLOURS["red"],
+                        "line": {"width": 2},
+                    },
+                    name=labels["signal"],
+                    legendgroup="signal",
                     showlegend=not any(
                         getattr(t, "legendgroup", None) == "signal" for t in fig.data
                     ),
                     hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
     fig.update_annotations(font={"size": 12, "family": FONT})
     fig.update_xaxes(tickangle=-45, tickfont={"size": 9})
@@ -168,7 +201,10 @@ def status_heatmap(
     codes = np.vectorize(lambda s: order.index(s) if s in order else 0)(status).astype(float)
     scale = []
     for i, name in enumerate(order):
-        scale += [[i / len(order), STATUS_COLOURS[name]], [(i + 1) / len(order), STATUS_COLOURS[name]]]
+        scale += [
+            [i / len(order), STATUS_COLOURS[name]],
+            [(i + 1) / len(order), STATUS_COLOURS[name]],
+        ]
     label_grid = np.vectorize(lambda s: status_labels.get(s, s))(status)
     fig = go.Figure(
         go.Heatmap(
@@ -206,14 +242,19 @@ def bar_with_target(
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
-            x=list(x), y=list(y), name=labels["value"],
+            x=list(x),
+            y=list(y),
+            name=labels["value"],
             marker={"color": [STATUS_COLOURS.get(s, LINE) for s in status]},
             hovertemplate=f"%{{x}}: %{{y:.2f}}{unit}<extra></extra>",
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=list(x), y=list(target), mode="markers", name=labels["target"],
+            x=list(x),
+            y=list(target),
+            mode="markers",
+            name=labels["target"],
             marker={"symbol": "line-ew-open", "size": 28, "color": TARGET, "line": {"width": 3}},
             hovertemplate=f"{labels['target']}: %{{y:.2f}}{unit}<extra></extra>",
         )
@@ -243,15 +284,26 @@ def period_bars(
     for index, (name, values) in enumerate(series.items()):
         marker = {"color": colours[index]} if colours and index < len(colours) else {}
         fig.add_trace(
-            go.Bar(x=list(x), y=list(values), name=name, marker=marker,
-                   hovertemplate=f"{name} · %{{x}}: %{{y}}<extra></extra>")
+            go.Bar(
+                x=list(x),
+                y=list(values),
+                name=name,
+                marker=marker,
+                hovertemplate=f"{name} · %{{x}}: %{{y}}<extra></extra>",
+            )
         )
     for index, (name, values) in enumerate((lines or {}).items()):
         fig.add_trace(
             go.Scatter(
-                x=list(x), y=list(values), name=name, mode="lines+markers",
-                line={"color": [TARGET, "#c62828", LINE][index % 3], "width": 2,
-                      "dash": "dot" if index else "solid"},
+                x=list(x),
+                y=list(values),
+                name=name,
+                mode="lines+markers",
+                line={
+                    "color": [TARGET, "#c62828", LINE][index % 3],
+                    "width": 2,
+                    "dash": "dot" if index else "solid",
+                },
                 hovertemplate=f"{name} · %{{x}}: %{{y}}<extra></extra>",
             )
         )
@@ -309,11 +361,24 @@ def stacked_bars(
             continue
         common = {"name": name, "marker": {"color": colour}}
         if horizontal:
-            fig.add_trace(go.Bar(y=list(categories), x=list(values), orientation="h",
-                                 hovertemplate="%{y}: %{x}<extra>" + name + "</extra>", **common))
+            fig.add_trace(
+                go.Bar(
+                    y=list(categories),
+                    x=list(values),
+                    orientation="h",
+                    hovertemplate="%{y}: %{x}<extra>" + name + "</extra>",
+                    **common,
+                )
+            )
         else:
-            fig.add_trace(go.Bar(x=list(categories), y=list(values),
-                                 hovertemplate="%{x}: %{y}<extra>" + name + "</extra>", **common))
+            fig.add_trace(
+                go.Bar(
+                    x=list(categories),
+                    y=list(values),
+                    hovertemplate="%{x}: %{y}<extra>" + name + "</extra>",
+                    **common,
+                )
+            )
     fig.update_layout(barmode="stack")
     if horizontal:
         fig.update_yaxes(autorange="reversed", automargin=True)
@@ -359,7 +424,9 @@ def risk_heatmap(panels: Sequence[HeatPanel], title: str) -> go.Figure:
     written in dark or white text, whichever reads on the cell.
     """
     fig = make_subplots(
-        rows=1, cols=len(panels), subplot_titles=[p.title for p in panels],
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[p.title for p in panels],
         horizontal_spacing=0.12,
     )
     for index, panel in enumerate(panels, start=1):
@@ -372,11 +439,20 @@ def risk_heatmap(panels: Sequence[HeatPanel], title: str) -> go.Figure:
             scale += [[i / n, colour], [(i + 1) / n, colour]]
         fig.add_trace(
             go.Heatmap(
-                z=z, x=list(panel.columns), y=list(panel.rows), zmin=-0.5, zmax=n - 0.5,
-                colorscale=scale, showscale=False, xgap=3, ygap=3,
-                customdata=panel.hover, hovertemplate="%{customdata}<extra></extra>",
+                z=z,
+                x=list(panel.columns),
+                y=list(panel.rows),
+                zmin=-0.5,
+                zmax=n - 0.5,
+                colorscale=scale,
+                showscale=False,
+                xgap=3,
+                ygap=3,
+                customdata=panel.hover,
+                hovertemplate="%{customdata}<extra></extra>",
             ),
-            row=1, col=index,
+            row=1,
+            col=index,
         )
         xs, ys, texts, colours = [], [], [], []
         for i, row in enumerate(panel.rows):
@@ -389,15 +465,23 @@ def risk_heatmap(panels: Sequence[HeatPanel], title: str) -> go.Figure:
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, text=texts, mode="text", hoverinfo="skip", showlegend=False,
+                    x=xs,
+                    y=ys,
+                    text=texts,
+                    mode="text",
+                    hoverinfo="skip",
+                    showlegend=False,
                     textfont={"size": 14, "color": colours, "family": FONT},
                 ),
-                row=1, col=index,
+                row=1,
+                col=index,
             )
-        fig.update_xaxes(title_text=panel.column_title, type="category", side="bottom",
-                         row=1, col=index)
-        fig.update_yaxes(title_text=panel.row_title, type="category", autorange="reversed",
-                         row=1, col=index)
+        fig.update_xaxes(
+            title_text=panel.column_title, type="category", side="bottom", row=1, col=index
+        )
+        fig.update_yaxes(
+            title_text=panel.row_title, type="category", autorange="reversed", row=1, col=index
+        )
     fig.update_annotations(font={"size": 13, "family": FONT})
     rows = max(len(p.rows) for p in panels) if panels else 5
     return style(fig, title, height=max(380, 42 * rows + 170))
@@ -430,19 +514,29 @@ def before_after(
     """
     rows, cols = _grid(len(panels), columns)
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
-        vertical_spacing=min(0.18, 0.7 / max(rows, 1)), horizontal_spacing=0.08,
+        rows=rows,
+        cols=cols,
+        subplot_titles=[p.title for p in panels],
+        vertical_spacing=min(0.18, 0.7 / max(rows, 1)),
+        horizontal_spacing=0.08,
     )
     for index, panel in enumerate(panels):
         row, col = index // cols + 1, index % cols + 1
         first = index == 0
         fig.add_trace(
             go.Scatter(
-                x=list(panel.x), y=list(panel.y), mode="lines+markers", name=labels["value"],
-                line={"color": LINE, "width": 2}, marker={"size": 7}, legendgroup="value",
-                showlegend=first, hovertemplate=f"%{{x}}: %{{y}}{panel.unit}<extra></extra>",
+                x=list(panel.x),
+                y=list(panel.y),
+                mode="lines+markers",
+                name=labels["value"],
+                line={"color": LINE, "width": 2},
+                marker={"size": 7},
+                legendgroup="value",
+                showlegend=first,
+                hovertemplate=f"%{{x}}: %{{y}}{panel.unit}<extra></extra>",
             ),
-            row=row, col=col,
+            row=row,
+            col=col,
         )
         for part, months, level, colour in (
             ("before", panel.before, panel.before_level, TARGET),
@@ -452,22 +546,32 @@ def before_after(
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=list(months), y=[level] * len(months), mode="lines", name=labels[part],
-                    line={"color": colour, "width": 3, "dash": "dash"}, legendgroup=part,
+                    x=list(months),
+                    y=[level] * len(months),
+                    mode="lines",
+                    name=labels[part],
+                    line={"color": colour, "width": 3, "dash": "dash"},
+                    legendgroup=part,
                     showlegend=first,
                     hovertemplate=f"{labels[part]}: %{{y}}{panel.unit}<extra></extra>",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if panel.action in panel.x:
             fig.add_trace(
                 go.Scatter(
                     x=[panel.action, panel.action],
-                    y=[min(panel.y), max(panel.y)], mode="lines", name=labels["action"],
+                    y=[min(panel.y), max(panel.y)],
+                    mode="lines",
+                    name=labels["action"],
                     line={"color": STATUS_COLOURS["red"], "width": 1, "dash": "dot"},
-                    legendgroup="action", showlegend=first, hoverinfo="skip",
+                    legendgroup="action",
+                    showlegend=first,
+                    hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
     fig.update_annotations(font={"size": 12, "family": FONT})
     fig.update_xaxes(tickangle=-45, tickfont={"size": 9}, type="category")

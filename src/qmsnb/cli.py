@@ -24,10 +24,16 @@ Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
 
 
-def command(name: str, help_key: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]]:
+def command(
+    name: str, help_key: str
+) -> Callable[
+    [Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]
+]:
     """Register a subcommand: the decorated function adds its arguments; ``run_<name>`` runs it."""
 
-    def deco(add_args: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
+    def deco(
+        add_args: Callable[[argparse.ArgumentParser], None],
+    ) -> Callable[[argparse.ArgumentParser], None]:
         COMMANDS[name] = (add_args, globals()[f"run_{name}"], help_key)
         return add_args
 
@@ -78,8 +84,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
                 raise RecordsError("error.records.not_demo", url=store.display_url)
     spec = demo.DemoSpec(
-        end=args.end, months=args.months, calls_per_month=args.calls_per_month,
-        seed=args.seed, calls_format=args.calls_format,
+        end=args.end,
+        months=args.months,
+        calls_per_month=args.calls_per_month,
+        seed=args.seed,
+        calls_format=args.calls_format,
     )
     files = demo.build(params, out, spec)
     io.write_text(marker, "Written by `qmsnb demo`; safe to regenerate.\n")
@@ -122,9 +131,17 @@ def run_run(args: argparse.Namespace) -> int:
     for report in result.reports:
         counts[report["status"]] = counts.get(report["status"], 0) + 1
     lang = args.msg_lang
-    print(t("run.summary", lang, period=result.period, total=len(result.reports),
-            ok=counts.get("ok", 0), failed=sum(v for k, v in counts.items() if k not in ("ok", "blocked")),
-            blocked=counts.get("blocked", 0)))
+    print(
+        t(
+            "run.summary",
+            lang,
+            period=result.period,
+            total=len(result.reports),
+            ok=counts.get("ok", 0),
+            failed=sum(v for k, v in counts.items() if k not in ("ok", "blocked")),
+            blocked=counts.get("blocked", 0),
+        )
+    )
     print(t("run.portal", lang))
     print(result.portal.resolve())
     return int(result.exit_code)
@@ -154,21 +171,33 @@ def run_validate(args: argparse.Namespace) -> int:
     _, report = gate.write_outputs(result, folder, params, args.lang or lang, portal_link=False)
     for name, dataset in result.datasets.items():
         reasons = "; ".join(dict.fromkeys(f.reason for f in dataset.failures))
-        print(t("validate.line", lang, dataset=gate.dataset_name(name, lang),
+        print(
+            t(
+                "validate.line",
+                lang,
+                dataset=gate.dataset_name(name, lang),
                 status=t(f"gate.status.{dataset.status}", lang),
-                problems=f" · {reasons}" if reasons else ""))
+                problems=f" · {reasons}" if reasons else "",
+            )
+        )
     for line in gate.summary_lines(result, lang, blocking=True):
         print(line, file=sys.stderr)
-    print(t("validate.summary", lang, period=period_label(result.period, lang),
-            status=t(f"gate.status.{result.status}", lang), report=report.resolve()))
+    print(
+        t(
+            "validate.summary",
+            lang,
+            period=period_label(result.period, lang),
+            status=t(f"gate.status.{result.status}", lang),
+            report=report.resolve(),
+        )
+    )
     return int(result.exit_code)
 
 
 @command("validate", "cli.validate")
 def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--period", required=True, help=_h("cli.help.03"))
-    p.add_argument("--months", type=int,
-                   help=_h("cli.help.08"))
+    p.add_argument("--months", type=int, help=_h("cli.help.08"))
 
 
 # ---------------------------------------------------------------------------
@@ -206,12 +235,9 @@ def run_distribute(args: argparse.Namespace) -> int:
 @command("distribute", "cli.distribute")
 def _distribute_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--period", required=True, help=_h("cli.help.03"))
-    p.add_argument("--outbox", action="store_true",
-                   help=_h("cli.help.09"))
-    p.add_argument("--check", action="store_true",
-                   help=_h("cli.help.10"))
-    p.add_argument("--department", action="append",
-                   help=_h("cli.help.11"))
+    p.add_argument("--outbox", action="store_true", help=_h("cli.help.09"))
+    p.add_argument("--check", action="store_true", help=_h("cli.help.10"))
+    p.add_argument("--department", action="append", help=_h("cli.help.11"))
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +247,10 @@ def run_lab(args: argparse.Namespace) -> int:
     params = _params(args)
     env = {**os.environ, "QMSNB_PARAMS": str(params.folder)}
     cmd = [
-        sys.executable, "-m", "jupyterlab", f"--notebook-dir={params.root / 'notebooks'}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--notebook-dir={params.root / 'notebooks'}",
         # a quality office's machine may have no internet: no news feed, no update check
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -246,14 +275,30 @@ def run_records(args: argparse.Namespace) -> int:
     with open_store(params) as store:
         if args.action == "import":
             result = store.import_table(args.register, Path(args.file), args.who, args.reason)
-            print(t("records.imported", lang, register=args.register, file=args.file,
-                    inserted=len(result.inserted), updated=len(result.updated),
-                    unchanged=len(result.unchanged)))
+            print(
+                t(
+                    "records.imported",
+                    lang,
+                    register=args.register,
+                    file=args.file,
+                    inserted=len(result.inserted),
+                    updated=len(result.updated),
+                    unchanged=len(result.unchanged),
+                )
+            )
         elif args.action == "export":
-            path = store.export_excel(args.register, Path(args.file), lang=args.lang or lang,
-                                      with_history=args.history)
-            print(t("records.exported", lang, register=args.register, file=str(path),
-                    count=len(store.frame(args.register))))
+            path = store.export_excel(
+                args.register, Path(args.file), lang=args.lang or lang, with_history=args.history
+            )
+            print(
+                t(
+                    "records.exported",
+                    lang,
+                    register=args.register,
+                    file=str(path),
+                    count=len(store.frame(args.register)),
+                )
+            )
         else:
             print(store.display_url)
             for register, count in store.counts().items():
@@ -269,8 +314,9 @@ def _records_args(p: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help=_h("cli.help.12"))
     imp.add_argument("register", help=_h("cli.help.13"))
     imp.add_argument("file")
-    imp.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
-                     help=_h("cli.help.14"))
+    imp.add_argument(
+        "--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(), help=_h("cli.help.14")
+    )
     imp.add_argument("--reason", help=_h("cli.help.15"))
     exp = sub.add_parser("export", help=_h("cli.help.16"))
     exp.add_argument("register")
@@ -292,8 +338,15 @@ def run_risks(args: argparse.Namespace) -> int:
         source = Path(args.source) if args.source else None
         processes = risks.process_register(params, store, source)
         result = risks.seed_store(store, processes, args.who)
-    print(t("risks.seeded", lang, added=len(result.added), skipped=len(result.skipped),
-            processes=len(processes)))
+    print(
+        t(
+            "risks.seeded",
+            lang,
+            added=len(result.added),
+            skipped=len(result.skipped),
+            processes=len(processes),
+        )
+    )
     if result.added:
         print(t("risks.seeded_ids", lang, first=result.added[0], last=result.added[-1]))
     return 0
@@ -304,15 +357,15 @@ def _risks_args(p: argparse.ArgumentParser) -> None:
     import getpass
 
     sub = p.add_subparsers(dest="action", required=True)
-    seed = sub.add_parser(
-        "seed", help=_h("cli.help.19")
-    )
+    seed = sub.add_parser("seed", help=_h("cli.help.19"))
     seed.add_argument(
-        "--from", dest="source",
+        "--from",
+        dest="source",
         help=_h("cli.help.20"),
     )
-    seed.add_argument("--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(),
-                      help=_h("cli.help.21"))
+    seed.add_argument(
+        "--who", default=os.environ.get("QMSNB_USER") or getpass.getuser(), help=_h("cli.help.21")
+    )
 
 
 #: Language of the --help texts (set by :func:`build_parser`).
@@ -338,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params", help=_h("cli.help.22"))
     parser.add_argument("--lang", choices=LANGS, help=_h("cli.help.23"))
     parser.add_argument("--verbose", action="store_true", help=_h("cli.help.24"))
-    parser.add_argument("--version", action="version", version=f"qmsnb {__import__('qmsnb').__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"qmsnb {__import__('qmsnb').__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, func, help_key) in COMMANDS.items():
         p = sub.add_parser(name, help=t(help_key, lang))
@@ -364,7 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user error
         if args.verbose:
             traceback.print_exc()
-        print(t("error.internal", args.msg_lang, problem=f"{type(exc).__name__}: {exc}"), file=sys.stderr)
+        print(
+            t("error.internal", args.msg_lang, problem=f"{type(exc).__name__}: {exc}"),
+            file=sys.stderr,
+        )
         return int(ExitCode.PROGRAM_ERROR)
 
 

@@ -448,11 +448,40 @@ class FixCheckRules(_Model):
 
 #: Phrases that blame a person instead of a cause the organisation can act on.
 DEFAULT_PERSON_PATTERNS: dict[str, tuple[str, ...]] = {
-    "zh": ("粗心", "马虎", "大意", "责任心", "不认真", "疏忽", "态度不好", "态度差",
-           "能力不足", "能力差", "个人原因", "素质", "工作失误", "没注意", "未注意", "不用心"),
-    "en": ("careless", "negligen", "lazy", "not careful", "didn't care",
-           "did not care", "human error", "attitude", "irresponsib", "sloppy",
-           "not paying attention", "inattentive", "personal reason", "forgot"),
+    "zh": (
+        "粗心",
+        "马虎",
+        "大意",
+        "责任心",
+        "不认真",
+        "疏忽",
+        "态度不好",
+        "态度差",
+        "能力不足",
+        "能力差",
+        "个人原因",
+        "素质",
+        "工作失误",
+        "没注意",
+        "未注意",
+        "不用心",
+    ),
+    "en": (
+        "careless",
+        "negligen",
+        "lazy",
+        "not careful",
+        "didn't care",
+        "did not care",
+        "human error",
+        "attitude",
+        "irresponsib",
+        "sloppy",
+        "not paying attention",
+        "inattentive",
+        "personal reason",
+        "forgot",
+    ),
 }
 
 
@@ -674,8 +703,14 @@ class Params:
                     subcategories[name] = sub_id
                     subcategories[name.lower()] = sub_id
         scopes = {**self.department_aliases}
-        for name in (ORGANISATION, "全组织", "公司", "whole organisation", self.organisation.name.zh,
-                     self.organisation.name.en):
+        for name in (
+            ORGANISATION,
+            "全组织",
+            "公司",
+            "whole organisation",
+            self.organisation.name.zh,
+            self.organisation.name.en,
+        ):
             scopes[name] = ORGANISATION
             scopes[name.lower()] = ORGANISATION
         kpis: dict[str, str] = {}
@@ -894,7 +929,10 @@ def _check_audit(params: Params) -> None:
     for key, dept in entries:
         if dept not in known:
             raise ConfigError(
-                "error.config.unknown_department", file=str(file), key=key, value=dept,
+                "error.config.unknown_department",
+                file=str(file),
+                key=key,
+                value=dept,
                 known=", ".join(sorted(known)),
             )
 

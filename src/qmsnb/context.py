@@ -73,10 +73,6 @@ class PeriodContext:
     def dept_name(self, dept_id: str) -> str:
         return self.params.department_name(dept_id, self.lang)
 
-    def table(self, name: str) -> pd.DataFrame:
-        """A further prepared table (e.g. ``complaint_summary``); empty if not prepared."""
-        return self.tables.get(name, pd.DataFrame())
-
     def register(self, name: str) -> pd.DataFrame:
         """A register as a frame (empty with no columns if the office keeps none)."""
         return self.registers.get(name, pd.DataFrame())

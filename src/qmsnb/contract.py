@@ -210,6 +210,7 @@ SOURCES = {
     "external_audit": ("外部审核", "External audit"),
 }
 
+
 def _scoring_methods() -> dict[str, tuple[str, str]]:
     """Scoring methods as allowed values (methods registered when the contract loads)."""
     from qmsnb import scoring
@@ -239,12 +240,8 @@ CALLS = register(
             Column("answered", "是否接通", "Answered", "bool"),
             Column("wait_seconds", "等待时长(秒)", "Wait (s)", "float", minimum=0),
             Column("handle_seconds", "通话时长(秒)", "Handle time (s)", "float", minimum=0),
-            Column(
-                "first_call_resolved", "首呼解决", "First-call resolved", "bool", nullable=True
-            ),
-            Column(
-                "ivr_score", "IVR评分", "IVR score", "int", nullable=True, minimum=1, maximum=5
-            ),
+            Column("first_call_resolved", "首呼解决", "First-call resolved", "bool", nullable=True),
+            Column("ivr_score", "IVR评分", "IVR score", "int", nullable=True, minimum=1, maximum=5),
             Column("agent_id", "坐席工号", "Agent ID", nullable=True, required=False),
         ),
         derived=(
@@ -362,8 +359,12 @@ PROCESS_REGISTER = register(
             Column("process_id", "过程编号", "Process ID"),
             Column("process_name", "过程名称", "Process name"),
             Column("category", "过程类别", "Category"),
-            Column("importance", "过程重要度", "Importance", values={
-                "A": ("A", "A"), "B": ("B", "B"), "C": ("C", "C"), "D": ("D", "D")}),
+            Column(
+                "importance",
+                "过程重要度",
+                "Importance",
+                values={"A": ("A", "A"), "B": ("B", "B"), "C": ("C", "C"), "D": ("D", "D")},
+            ),
             Column("owner_department", "过程责任部门", "Owner department", nullable=True),
             Column("inputs", "过程输入", "Inputs", nullable=True),
             Column("activities", "过程中活动的步骤", "Activities", nullable=True),
@@ -478,9 +479,7 @@ ACTIONS = register(
         columns=(
             Column("action_id", "措施编号", "Action ID"),
             Column("source", "来源", "Source", values=SOURCES),
-            Column(
-                "finding_id", "发现编号", "Finding ID", nullable=True, references="findings"
-            ),
+            Column("finding_id", "发现编号", "Finding ID", nullable=True, references="findings"),
             Column("department", "责任部门", "Department", lookup="departments"),
             Column("description", "措施内容", "Action"),
             Column("owner", "责任人", "Owner"),
@@ -492,6 +491,7 @@ ACTIONS = register(
         ),
     )
 )
+
 
 def _stage_score(stage: str) -> Callable[[pd.DataFrame], pd.Series]:
     # The product of the factors of the record's own method (NaN when unscored).
@@ -577,12 +577,14 @@ RISKS = register(
                 nullable=True,
                 required=False,
             ),
-            Column(
-                "treatment", "应对方式", "Treatment", nullable=True, values=RISK_TREATMENTS
-            ),
+            Column("treatment", "应对方式", "Treatment", nullable=True, values=RISK_TREATMENTS),
             Column("actions", "应对措施", "Actions", nullable=True),
             Column(
-                "actions_done_on", "措施完成日期", "Actions completed on", "date", nullable=True,
+                "actions_done_on",
+                "措施完成日期",
+                "Actions completed on",
+                "date",
+                nullable=True,
                 required=False,
             ),
             Column(
@@ -694,7 +696,7 @@ FIVE_WHYS = register(
         key=("chain_id",),
         description_en=(
             "Five-whys chains (problem → why 1 … why n → root cause → action); the "
-            "action's completion date starts the \"did the fix hold\" check."
+            'action\'s completion date starts the "did the fix hold" check.'
         ),
         description_zh="Why递进追问链(问题→为什么1…n→根本原因→措施);措施完成日期用于验证整改是否有效。",
         columns=(
@@ -715,7 +717,6 @@ FIVE_WHYS = register(
         ),
     )
 )
-
 
 
 # ---------------------------------------------------------------------------

@@ -81,9 +81,14 @@ def _month_days(period: Period) -> int:
     return (pd.Timestamp(period.end) - pd.Timestamp(period.start)).days
 
 
-def _timestamps(rng: np.random.Generator, period: Period, days: np.ndarray, night: np.ndarray) -> pd.Series:
-    hours = np.where(night, (22 + rng.integers(0, 10, len(days))) % 24, rng.integers(8, 22, len(days)))
-    # a night call before midnight belongs to that day; after midnight to the next (capped at month end)
+def _timestamps(
+    rng: np.random.Generator, period: Period, days: np.ndarray, night: np.ndarray
+) -> pd.Series:
+    hours = np.where(
+        night, (22 + rng.integers(0, 10, len(days))) % 24, rng.integers(8, 22, len(days))
+    )
+    # a night call before midnight belongs to that day; after midnight to the next
+    # (capped at month end)
     seconds = hours * 3600 + rng.integers(0, 3600, len(days))
     base = pd.Timestamp(period.start).value // 10**9
     stamps = base + (days - 1) * 86400 + seconds
@@ -142,17 +147,21 @@ def calls(rng: np.random.Generator, period: Period, count: int) -> pd.DataFrame:
     yes_no = np.array(["N", "Y"])
     ivr = pd.array(scores, dtype="Int64")
     ivr[~rated] = pd.NA
-    fcr_text = _text_column(np.array(["N", "Y", None], dtype=object),
-                            np.where(answered, fcr.astype(int), 2))
+    fcr_text = _text_column(
+        np.array(["N", "Y", None], dtype=object), np.where(answered, fcr.astype(int), 2)
+    )
     agent_labels = np.array(["", *(f"A{n:04d}" for n in range(1, 400))])
     frame = pd.DataFrame(
         {
             "call_id": _numbered(f"C{period.year}{period.month:02d}-", order + 1, 8),
             "start_time": stamps[order],
             "department": _text_column(
-                np.array(["客户服务事业部", "热线运营部"]), (dept[order] == "hotline_ops").astype(int)
+                np.array(["客户服务事业部", "热线运营部"]),
+                (dept[order] == "hotline_ops").astype(int),
             ),
-            "queue": _text_column(np.array(list(QUEUE_SHARE)), _codes(queue[order], list(QUEUE_SHARE))),
+            "queue": _text_column(
+                np.array(list(QUEUE_SHARE)), _codes(queue[order], list(QUEUE_SHARE))
+            ),
             "billing_period": _text_column(yes_no, billing[order].astype(int)),
             "answered": _text_column(yes_no, answered.astype(int)),
             "wait_seconds": wait[order],
@@ -212,8 +221,10 @@ _TEXTS = {
 CALLBACK_FIX = Period(2026, 4)
 #: Complaints that go together for one customer (a shared cause): an outage, then
 #: a late or repeated repair visit; an over-charge, then a value-added charge.
-PAIRED = {("broadband_down", ("late_visit", "repeat_fault")): 12,
-          ("over_charge", ("value_added",)): 15}
+PAIRED = {
+    ("broadband_down", ("late_visit", "repeat_fault")): 12,
+    ("over_charge", ("value_added",)): 15,
+}
 
 
 def complaint_stories(
@@ -246,7 +257,9 @@ def complaint_stories(
     return subcategory, customers
 
 
-def complaints(rng: np.random.Generator, period: Period, params: Params, count: int) -> pd.DataFrame:
+def complaints(
+    rng: np.random.Generator, period: Period, params: Params, count: int
+) -> pd.DataFrame:
     """Complaint tickets of one month (with the network surge and a batch)."""
     share = dict(_CATEGORY_SHARE)
     surge = {Period(2026, 9): 1.7, Period(2026, 10): 2.4}.get(period, 1.0)
@@ -260,8 +273,10 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
         net = category == "network"
         subcategory[net & (rng.random(total) < 0.7)] = "broadband_down"
     days = rng.integers(1, _month_days(period) + 1, total)
-    created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
-        rng.integers(8 * 3600, 21 * 3600, total), unit="s"
+    created = (
+        pd.Timestamp(period.start)
+        + pd.to_timedelta(days - 1, unit="D")
+        + pd.to_timedelta(rng.integers(8 * 3600, 21 * 3600, total), unit="s")
     )
     places = np.array([COMPOUNDS[i] for i in rng.integers(0, len(COMPOUNDS), total)], dtype=object)
     if period == Period(2026, 10):  # batch complaint: one compound, two days
@@ -275,13 +290,18 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
         created = pd.DatetimeIndex(created)
     dept = np.array([_CATEGORY_DEPT[c][rng.integers(0, len(_CATEGORY_DEPT[c]))] for c in category])
     channel = rng.choice(
-        ["hotline", "online", "app", "letter", "regulator"], size=total, p=[0.7, 0.1, 0.12, 0.02, 0.06]
+        ["hotline", "online", "app", "letter", "regulator"],
+        size=total,
+        p=[0.7, 0.1, 0.12, 0.02, 0.06],
     )
     limit_hours = np.where(channel == "regulator", 24, 48)
     due = created + pd.to_timedelta(limit_hours, unit="h")
     on_time = rng.random(total) < 0.972
-    hours = np.where(on_time, rng.uniform(1, 1, total) * rng.uniform(0.5, 0.95, total) * limit_hours,
-                     limit_hours * rng.uniform(1.05, 2.5, total))
+    hours = np.where(
+        on_time,
+        rng.uniform(1, 1, total) * rng.uniform(0.5, 0.95, total) * limit_hours,
+        limit_hours * rng.uniform(1.05, 2.5, total),
+    )
     closed = created + pd.to_timedelta(hours, unit="h")
     # the export is taken on the 3rd of the next month: later closures are still open
     export_time = pd.Timestamp(period.end) + pd.Timedelta(days=2)
@@ -290,18 +310,25 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
     rated = (rng.random(total) < 0.6) & ~still_open
     sat_p = np.where(category == "service_attitude", 0.55, 0.86)
     satisfied = rng.random(total) < sat_p
-    score = np.where(satisfied, rng.choice([4, 5], total, p=[0.4, 0.6]), rng.choice([1, 2, 3], total))
+    score = np.where(
+        satisfied, rng.choice([4, 5], total, p=[0.4, 0.6]), rng.choice([1, 2, 3], total)
+    )
     satisfaction = pd.array(score, dtype="Int64")
     satisfaction[~rated] = pd.NA
     pool = max(50, total // 2)
-    customers = np.array([f"1{rng.integers(30, 90)}****{n:04d}" for n in rng.integers(0, pool, total)])
+    customers = np.array(
+        [f"1{rng.integers(30, 90)}****{n:04d}" for n in rng.integers(0, pool, total)]
+    )
     subcategory, customers = complaint_stories(period, subcategory, customers)
     texts = [
-        _TEXTS[s].format(n=int(rng.integers(2, 9)), place=p) for s, p in zip(subcategory, places, strict=True)
+        _TEXTS[s].format(n=int(rng.integers(2, 9)), place=p)
+        for s, p in zip(subcategory, places, strict=True)
     ]
     names = {c.id: c.name.zh for c in params.organisation.complaint_categories}
     sub_names = {
-        k: v.zh for c in params.organisation.complaint_categories for k, v in c.subcategories.items()
+        k: v.zh
+        for c in params.organisation.complaint_categories
+        for k, v in c.subcategories.items()
     }
     frame = pd.DataFrame(
         {
@@ -310,15 +337,25 @@ def complaints(rng: np.random.Generator, period: Period, params: Params, count: 
             "department": [params.departments[d].name.zh for d in dept],
             "category": [names[c] for c in category],
             "subcategory": [sub_names[s] for s in subcategory],
-            "channel": [{"hotline": "热线", "online": "网上营业厅", "app": "手机营业厅",
-                          "letter": "信函", "regulator": "工信部申诉"}[c] for c in channel],
+            "channel": [
+                {
+                    "hotline": "热线",
+                    "online": "网上营业厅",
+                    "app": "手机营业厅",
+                    "letter": "信函",
+                    "regulator": "工信部申诉",
+                }[c]
+                for c in channel
+            ],
             "customer_id": customers,
             "text": texts,
             "due_at": pd.Series(due).dt.strftime("%Y-%m-%d %H:%M:%S"),
             "closed_at": closed_series.dt.strftime("%Y-%m-%d %H:%M:%S").fillna(""),
             "direct_resolved": np.where(rng.random(total) < 0.14, "是", "否"),
             "satisfaction": satisfaction,
-            "escalated": np.where((channel == "regulator") | (rng.random(total) < 0.02), "是", "否"),
+            "escalated": np.where(
+                (channel == "regulator") | (rng.random(total) < 0.02), "是", "否"
+            ),
         }
     )
     return frame.sort_values("created_at", kind="stable").reset_index(drop=True)
@@ -334,8 +371,10 @@ def callbacks(rng: np.random.Generator, period: Period, count: int) -> pd.DataFr
     reach_p = np.where(kind == "install_repair", install_p, 0.82)
     reached = completed & (rng.random(count) < reach_p)
     days = rng.integers(1, _month_days(period) + 1, count)
-    created = pd.Timestamp(period.start) + pd.to_timedelta(days - 1, unit="D") + pd.to_timedelta(
-        rng.integers(9 * 3600, 18 * 3600, count), unit="s"
+    created = (
+        pd.Timestamp(period.start)
+        + pd.to_timedelta(days - 1, unit="D")
+        + pd.to_timedelta(rng.integers(9 * 3600, 18 * 3600, count), unit="s")
     )
     done_at = pd.Series(created + pd.to_timedelta(rng.integers(1, 40, count), unit="h"))
     return pd.DataFrame(
@@ -346,14 +385,22 @@ def callbacks(rng: np.random.Generator, period: Period, count: int) -> pd.DataFr
             "task_type": kind,
             "completed": np.where(completed, "1", "0"),
             "reached": np.where(reached, "1", "0"),
-            "completed_at": done_at.where(completed, pd.NaT).dt.strftime("%Y-%m-%d %H:%M").fillna(""),
+            "completed_at": done_at.where(completed, pd.NaT)
+            .dt.strftime("%Y-%m-%d %H:%M")
+            .fillna(""),
         }
     )
 
 
 _HEADCOUNT = {
-    "hotline_ops": 260, "cs_division": 180, "complaints": 45, "service_supervision": 60,
-    "quality": 18, "general_affairs": 25, "admin": 20, "outsourcing": 12,
+    "hotline_ops": 260,
+    "cs_division": 180,
+    "complaints": 45,
+    "service_supervision": 60,
+    "quality": 18,
+    "general_affairs": 25,
+    "admin": 20,
+    "outsourcing": 12,
 }
 
 
@@ -371,16 +418,22 @@ def monthly_indicators(rng: np.random.Generator, period: Period) -> pd.DataFrame
         if dept in ("hotline_ops", "cs_division", "complaints", "service_supervision"):
             trained = int(rng.integers(12, 30))
             passed = int(rng.binomial(trained, 0.86))
-            rows.append((dept, "training_pass_rate", passed, trained, round(100 * passed / trained, 2)))
+            rows.append(
+                (dept, "training_pass_rate", passed, trained, round(100 * passed / trained, 2))
+            )
         if dept in ("hotline_ops", "cs_division"):
             contacts = int(rng.integers(9000, 12000))
             uses = int(rng.binomial(contacts, 0.118))
-            rows.append((dept, "scenario_library_usage", uses, contacts, round(100 * uses / contacts, 2)))
+            rows.append(
+                (dept, "scenario_library_usage", uses, contacts, round(100 * uses / contacts, 2))
+            )
     lots = int(rng.integers(35, 50))
     accept_p = {Period(2026, 8): 0.87, Period(2026, 9): 0.89}.get(period, 0.975)
     accepted = int(rng.binomial(lots, accept_p))
     rows.append(("admin", "supplier_first_pass", accepted, lots, round(100 * accepted / lots, 2)))
-    frame = pd.DataFrame(rows, columns=["department", "indicator", "numerator", "denominator", "value"])
+    frame = pd.DataFrame(
+        rows, columns=["department", "indicator", "numerator", "denominator", "value"]
+    )
     frame.insert(0, "period", str(period))
     frame["note"] = ""
     return frame
@@ -409,42 +462,176 @@ def process_register() -> pd.DataFrame:
 def objectives(year: int) -> pd.DataFrame:
     """Quality objectives for ``year`` with action plans (ISO 9001 6.2.2)."""
     rows = [
-        ("answer_rate_vip_billing", "hotline_ops", "quality", 80, (80, 80, 80, 80),
-         "账期高峰增设VIP专席,实行弹性排班", "VIP专席8人;排班系统升级", "热线运营部 王磊",
-         f"{year}-09-30", "账期VIP接通率月度≥80%", 60, "delayed"),
-        ("answer_rate_normal_billing", "hotline_ops", "", 70, (70, 70, 70, 70),
-         "账期前一周发布话务预测,提前储备人力", "话务预测模型;兼职坐席20人", "热线运营部 王磊",
-         f"{year}-12-31", "账期普通用户接通率月度≥70%", 80, "in_progress"),
-        ("first_call_resolution", "cs_division", "quality", 85, (84, 85, 85, 86),
-         "高频问题知识库更新,一线授权扩大", "知识库维护2人;授权清单", "客户服务事业部 李娜",
-         f"{year}-12-31", "首呼解决率季度目标达成", 70, "in_progress"),
-        ("ivr_satisfaction", "hotline_ops", "service_supervision", 93, (93, 93, 93, 93),
-         "不满意录音100%复听并辅导", "质检员4人", "品质部 赵敏",
-         f"{year}-12-31", "IVR满意度月度≥93%", 75, "in_progress"),
-        ("complaint_on_time", "complaints", "", 93, (93, 93, 93, 93),
-         "工单超时前4小时系统预警,班长督办", "工单系统预警功能", "投诉中心 陈晨",
-         f"{year}-06-30", "限时办结率月度≥93%", 100, "done"),
-        ("complaint_satisfaction", "complaints", "hotline_ops;cs_division", 80, (80, 80, 80, 80),
-         "投诉回复话术优化,回访不满意客户", "培训课时16小时", "投诉中心 陈晨",
-         f"{year}-10-31", "投诉满意度月度≥80%", 90, "in_progress"),
-        ("callback_completion", "service_supervision", "", 90, (90, 90, 90, 90),
-         "回访任务分时段派发,未接通次日重拨", "外呼系统;回访专员10人", "服监中心 刘洋",
-         f"{year}-12-31", "回访任务完成率月度≥90%", 85, "in_progress"),
-        ("training_pass_rate", "admin", "hotline_ops;cs_division", 74.56, (72, 74, 75, 76),
-         "新员工培训增加实操考核与带教", "讲师3人;培训室", "行政部 孙丽",
-         f"{year}-12-31", "季度培训合格率达到分解目标", 75, "in_progress"),
-        ("staff_turnover", "admin", "hotline_ops", 10.96, (10.96, 10.96, 10.96, 10.96),
-         "离职面谈分析,优化排班与激励", "HR专员1人;激励预算", "行政部 孙丽",
-         f"{year}-08-31", "月度人员流失率≤10.96%", 40, "delayed"),
-        ("supplier_first_pass", "admin", "general_affairs", 95, (95, 95, 95, 95),
-         "对交验不合格供方开展二方审核", "采购员2人", "行政部 周强",
-         f"{year}-11-30", "供方一次交验合格率月度≥95%", 50, "in_progress"),
-        ("scenario_library_usage", "cs_division", "hotline_ops", 10, (8, 9, 10, 12),
-         "场景预案库嵌入工作台,一键调用", "系统开发1人月", "客户服务事业部 李娜",
-         f"{year}-12-31", "预案库使用率季度达到分解目标", 65, "in_progress"),
+        (
+            "answer_rate_vip_billing",
+            "hotline_ops",
+            "quality",
+            80,
+            (80, 80, 80, 80),
+            "账期高峰增设VIP专席,实行弹性排班",
+            "VIP专席8人;排班系统升级",
+            "热线运营部 王磊",
+            f"{year}-09-30",
+            "账期VIP接通率月度≥80%",
+            60,
+            "delayed",
+        ),
+        (
+            "answer_rate_normal_billing",
+            "hotline_ops",
+            "",
+            70,
+            (70, 70, 70, 70),
+            "账期前一周发布话务预测,提前储备人力",
+            "话务预测模型;兼职坐席20人",
+            "热线运营部 王磊",
+            f"{year}-12-31",
+            "账期普通用户接通率月度≥70%",
+            80,
+            "in_progress",
+        ),
+        (
+            "first_call_resolution",
+            "cs_division",
+            "quality",
+            85,
+            (84, 85, 85, 86),
+            "高频问题知识库更新,一线授权扩大",
+            "知识库维护2人;授权清单",
+            "客户服务事业部 李娜",
+            f"{year}-12-31",
+            "首呼解决率季度目标达成",
+            70,
+            "in_progress",
+        ),
+        (
+            "ivr_satisfaction",
+            "hotline_ops",
+            "service_supervision",
+            93,
+            (93, 93, 93, 93),
+            "不满意录音100%复听并辅导",
+            "质检员4人",
+            "品质部 赵敏",
+            f"{year}-12-31",
+            "IVR满意度月度≥93%",
+            75,
+            "in_progress",
+        ),
+        (
+            "complaint_on_time",
+            "complaints",
+            "",
+            93,
+            (93, 93, 93, 93),
+            "工单超时前4小时系统预警,班长督办",
+            "工单系统预警功能",
+            "投诉中心 陈晨",
+            f"{year}-06-30",
+            "限时办结率月度≥93%",
+            100,
+            "done",
+        ),
+        (
+            "complaint_satisfaction",
+            "complaints",
+            "hotline_ops;cs_division",
+            80,
+            (80, 80, 80, 80),
+            "投诉回复话术优化,回访不满意客户",
+            "培训课时16小时",
+            "投诉中心 陈晨",
+            f"{year}-10-31",
+            "投诉满意度月度≥80%",
+            90,
+            "in_progress",
+        ),
+        (
+            "callback_completion",
+            "service_supervision",
+            "",
+            90,
+            (90, 90, 90, 90),
+            "回访任务分时段派发,未接通次日重拨",
+            "外呼系统;回访专员10人",
+            "服监中心 刘洋",
+            f"{year}-12-31",
+            "回访任务完成率月度≥90%",
+            85,
+            "in_progress",
+        ),
+        (
+            "training_pass_rate",
+            "admin",
+            "hotline_ops;cs_division",
+            74.56,
+            (72, 74, 75, 76),
+            "新员工培训增加实操考核与带教",
+            "讲师3人;培训室",
+            "行政部 孙丽",
+            f"{year}-12-31",
+            "季度培训合格率达到分解目标",
+            75,
+            "in_progress",
+        ),
+        (
+            "staff_turnover",
+            "admin",
+            "hotline_ops",
+            10.96,
+            (10.96, 10.96, 10.96, 10.96),
+            "离职面谈分析,优化排班与激励",
+            "HR专员1人;激励预算",
+            "行政部 孙丽",
+            f"{year}-08-31",
+            "月度人员流失率≤10.96%",
+            40,
+            "delayed",
+        ),
+        (
+            "supplier_first_pass",
+            "admin",
+            "general_affairs",
+            95,
+            (95, 95, 95, 95),
+            "对交验不合格供方开展二方审核",
+            "采购员2人",
+            "行政部 周强",
+            f"{year}-11-30",
+            "供方一次交验合格率月度≥95%",
+            50,
+            "in_progress",
+        ),
+        (
+            "scenario_library_usage",
+            "cs_division",
+            "hotline_ops",
+            10,
+            (8, 9, 10, 12),
+            "场景预案库嵌入工作台,一键调用",
+            "系统开发1人月",
+            "客户服务事业部 李娜",
+            f"{year}-12-31",
+            "预案库使用率季度达到分解目标",
+            65,
+            "in_progress",
+        ),
     ]
     records = []
-    for i, (kpi, dept, supp, annual, quarters, action, res, owner, due, evaluation, prog, status) in enumerate(rows, 1):
+    for i, (
+        kpi,
+        dept,
+        supp,
+        annual,
+        quarters,
+        action,
+        res,
+        owner,
+        due,
+        evaluation,
+        prog,
+        status,
+    ) in enumerate(rows, 1):
         records.append(
             {
                 "objective_id": f"QO-{year}-{i:02d}",
@@ -471,8 +658,12 @@ def objectives(year: int) -> pd.DataFrame:
 
 
 _AUDITORS = [
-    ("赵敏", "quality"), ("钱伟", "quality"), ("孙丽", "admin"),
-    ("周强", "admin"), ("吴刚", "general_affairs"), ("郑芳", "outsourcing"),
+    ("赵敏", "quality"),
+    ("钱伟", "quality"),
+    ("孙丽", "admin"),
+    ("周强", "admin"),
+    ("吴刚", "general_affairs"),
+    ("郑芳", "outsourcing"),
 ]
 
 
@@ -484,11 +675,13 @@ def _pick_auditor(params: Params, proc: pd.Series, dept: str, turn: int) -> tupl
         for a in params.audit.auditors
         if a.competent_for(proc["process_id"], proc["category"])
     ] or _AUDITORS
-    ring = listed[turn % len(listed):] + listed
+    ring = listed[turn % len(listed) :] + listed
     return next(a for a in ring if a[1] != dept)
 
 
-def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> dict[str, pd.DataFrame]:
+def audit_registers(
+    rng: np.random.Generator, end: Period, params: Params
+) -> dict[str, pd.DataFrame]:
     """Audit programme, findings and corrective actions of the past year."""
     register = process_register()
     aliases = params.department_aliases
@@ -534,15 +727,23 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
                         "clause": clause,
                         "process_id": proc["process_id"],
                         "department": dept,
-                        "statement": f"{proc['process_name']}:抽查记录发现执行与{proc['qms_documents'] or '程序文件'}要求不一致。",
-                        "evidence": f"抽查{int(rng.integers(5, 30))}份记录,{int(rng.integers(1, 5))}份不符合。",
+                        "statement": (
+                            f"{proc['process_name']}:抽查记录发现执行与"
+                            f"{proc['qms_documents'] or '程序文件'}要求不一致。"
+                        ),
+                        "evidence": (
+                            f"抽查{int(rng.integers(5, 30))}份记录,"
+                            f"{int(rng.integers(1, 5))}份不符合。"
+                        ),
                         "auditor": auditor,
                         "found_on": found_on.date().isoformat(),
                     }
                 )
                 if grade in ("major", "minor"):
                     due = found_on + pd.Timedelta(days=int(rng.integers(20, 60)))
-                    overdue_story = due < pd.Timestamp(end.end) - pd.Timedelta(days=20) and rng.random() < 0.35
+                    overdue_story = (
+                        due < pd.Timestamp(end.end) - pd.Timedelta(days=20) and rng.random() < 0.35
+                    )
                     closed = not overdue_story and due < pd.Timestamp(end.end)
                     actions.append(
                         {
@@ -554,9 +755,17 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
                             "owner": params.departments[dept].name.zh + "负责人",
                             "raised_on": found_on.date().isoformat(),
                             "due_date": due.date().isoformat(),
-                            "status": "closed" if closed else ("in_progress" if rng.random() < 0.5 else "open"),
-                            "closed_on": (due - pd.Timedelta(days=3)).date().isoformat() if closed else "",
-                            "effectiveness": ("复查3个月记录,未再发生" if rng.random() < 0.7 else "") if closed else "",
+                            "status": "closed"
+                            if closed
+                            else ("in_progress" if rng.random() < 0.5 else "open"),
+                            "closed_on": (due - pd.Timedelta(days=3)).date().isoformat()
+                            if closed
+                            else "",
+                            "effectiveness": (
+                                "复查3个月记录,未再发生" if rng.random() < 0.7 else ""
+                            )
+                            if closed
+                            else "",
                         }
                     )
     return {
@@ -572,45 +781,200 @@ def audit_registers(rng: np.random.Generator, end: Period, params: Params) -> di
 #: likelihood, severity, residual (L, S) or None, treatment, actions, done (month,
 #: day) or None, indicator, complaint category, status)
 _CONTEXT_RISKS = [
-    ("risk", "policy", "complaints", "M1", "工信部申诉考核趋严,申诉率纳入考核",
-     "申诉率超标被通报,影响续约", 3, 5, (3, 4), "reduce",
-     "建立申诉预警,升级工单24小时内回访", None, None, None, "treating"),
-    ("risk", "economy", "outsourcing", "M1", "客户方压缩外包预算,单价下调",
-     "利润下降,人员投入受限", 3, 4, None, None, None, None, None, None, "open"),
-    ("risk", "society", "hotline_ops", "C3", "老年客户比例上升,通话时长增加",
-     "接通率承压", 4, 3, (3, 3), "reduce", "开通老年人专席与一键转人工", None, None, None,
-     "treating"),
-    ("risk", "technology", "complaints", "C4", "宽带故障集中爆发导致投诉激增",
-     "批量投诉、升级投诉增加", 4, 4, (3, 4), "reduce",
-     "与网络部建立故障预警通报机制,批量故障提前外呼告知", (9, 25), None, "network",
-     "treating"),
-    ("risk", "weakness", "hotline_ops", "C3", "服务态度类投诉居高不下", "客户满意度下降",
-     3, 3, (2, 3), "reduce", "服务礼仪专项培训,不满意录音复听", (2, 10), None,
-     "service_attitude", "monitoring"),
-    ("risk", "weakness", "hotline_ops", "S1", "一线坐席流失率高", "新人占比高,首呼解决率下降",
-     4, 3, (3, 3), "reduce", "离职面谈分析,优化排班与激励", None, "staff_turnover", None,
-     "treating"),
-    ("opportunity", "technology", "service_supervision", "C4",
-     "智能外呼用于装移修回访,晚间时段二次回访", "提高装移修回访成功率", 4, 3, None, "pursue",
-     "上线智能外呼,未接通任务晚间二次回访", (5, 15), "install_repair_callback_success", None,
-     "monitoring"),
-    ("opportunity", "strength", "cs_division", "C2", "场景预案库成熟,可向其他项目推广",
-     "提升首呼解决率,拓展新业务", 3, 3, None, "enhance", "预案库嵌入工作台,一键调用", None,
-     None, None, "treating"),
-    ("opportunity", "policy", "quality", "M1", "行业推行服务质量星级评定",
-     "取得星级可增强投标竞争力", 2, 4, None, "pursue", "对照评定标准开展差距分析", None,
-     None, None, "open"),
-    ("opportunity", "technology", "complaints", "C4", "工单系统超时预警功能",
-     "限时办结率提升", 4, 2, None, "pursue", "上线超时前4小时预警,班长督办", (4, 20), None,
-     None, "closed"),
+    (
+        "risk",
+        "policy",
+        "complaints",
+        "M1",
+        "工信部申诉考核趋严,申诉率纳入考核",
+        "申诉率超标被通报,影响续约",
+        3,
+        5,
+        (3, 4),
+        "reduce",
+        "建立申诉预警,升级工单24小时内回访",
+        None,
+        None,
+        None,
+        "treating",
+    ),
+    (
+        "risk",
+        "economy",
+        "outsourcing",
+        "M1",
+        "客户方压缩外包预算,单价下调",
+        "利润下降,人员投入受限",
+        3,
+        4,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "open",
+    ),
+    (
+        "risk",
+        "society",
+        "hotline_ops",
+        "C3",
+        "老年客户比例上升,通话时长增加",
+        "接通率承压",
+        4,
+        3,
+        (3, 3),
+        "reduce",
+        "开通老年人专席与一键转人工",
+        None,
+        None,
+        None,
+        "treating",
+    ),
+    (
+        "risk",
+        "technology",
+        "complaints",
+        "C4",
+        "宽带故障集中爆发导致投诉激增",
+        "批量投诉、升级投诉增加",
+        4,
+        4,
+        (3, 4),
+        "reduce",
+        "与网络部建立故障预警通报机制,批量故障提前外呼告知",
+        (9, 25),
+        None,
+        "network",
+        "treating",
+    ),
+    (
+        "risk",
+        "weakness",
+        "hotline_ops",
+        "C3",
+        "服务态度类投诉居高不下",
+        "客户满意度下降",
+        3,
+        3,
+        (2, 3),
+        "reduce",
+        "服务礼仪专项培训,不满意录音复听",
+        (2, 10),
+        None,
+        "service_attitude",
+        "monitoring",
+    ),
+    (
+        "risk",
+        "weakness",
+        "hotline_ops",
+        "S1",
+        "一线坐席流失率高",
+        "新人占比高,首呼解决率下降",
+        4,
+        3,
+        (3, 3),
+        "reduce",
+        "离职面谈分析,优化排班与激励",
+        None,
+        "staff_turnover",
+        None,
+        "treating",
+    ),
+    (
+        "opportunity",
+        "technology",
+        "service_supervision",
+        "C4",
+        "智能外呼用于装移修回访,晚间时段二次回访",
+        "提高装移修回访成功率",
+        4,
+        3,
+        None,
+        "pursue",
+        "上线智能外呼,未接通任务晚间二次回访",
+        (5, 15),
+        "install_repair_callback_success",
+        None,
+        "monitoring",
+    ),
+    (
+        "opportunity",
+        "strength",
+        "cs_division",
+        "C2",
+        "场景预案库成熟,可向其他项目推广",
+        "提升首呼解决率,拓展新业务",
+        3,
+        3,
+        None,
+        "enhance",
+        "预案库嵌入工作台,一键调用",
+        None,
+        None,
+        None,
+        "treating",
+    ),
+    (
+        "opportunity",
+        "policy",
+        "quality",
+        "M1",
+        "行业推行服务质量星级评定",
+        "取得星级可增强投标竞争力",
+        2,
+        4,
+        None,
+        "pursue",
+        "对照评定标准开展差距分析",
+        None,
+        None,
+        None,
+        "open",
+    ),
+    (
+        "opportunity",
+        "technology",
+        "complaints",
+        "C4",
+        "工单系统超时预警功能",
+        "限时办结率提升",
+        4,
+        2,
+        None,
+        "pursue",
+        "上线超时前4小时预警,班长督办",
+        (4, 20),
+        None,
+        None,
+        "closed",
+    ),
 ]
 #: Stories in the seeded failure-mode risks: origin → (L, S, residual, treatment,
 #: actions, done (month, day), indicator, status).
 _SEED_STORIES = {
-    "C3/1": (4, 4, (3, 4), "reduce", "账期高峰弹性排班,增设VIP专席", (6, 20),
-             "answer_rate_vip_billing", "monitoring"),
-    "S9/1": (3, 3, (2, 3), "reduce", "对交验不合格供方开展二方审核", None,
-             "supplier_first_pass", "treating"),
+    "C3/1": (
+        4,
+        4,
+        (3, 4),
+        "reduce",
+        "账期高峰弹性排班,增设VIP专席",
+        (6, 20),
+        "answer_rate_vip_billing",
+        "monitoring",
+    ),
+    "S9/1": (
+        3,
+        3,
+        (2, 3),
+        "reduce",
+        "对交验不合格供方开展二方审核",
+        None,
+        "supplier_first_pass",
+        "treating",
+    ),
     "M4/1": (4, 4, (4, 4), "reduce", "话务预测模型,兼职坐席储备", None, None, "treating"),
     "C1/1": (3, 3, (2, 3), "reduce", "建立招标信息日报制度", None, None, "treating"),
 }
@@ -646,19 +1010,63 @@ def risks(rng: np.random.Generator, end: Period, params: Params) -> pd.DataFrame
             done, indicator, category = None, None, None
             status = "treating" if treated else "open"
         rows.append(
-            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
-                      category, status, review=_review_date(rng, end))
+            _risk_row(
+                record,
+                end,
+                lik,
+                sev,
+                residual,
+                treatment,
+                actions,
+                done,
+                indicator,
+                category,
+                status,
+                review=_review_date(rng, end),
+            )
         )
-    for (kind, source, dept, process, text, consequence, lik, sev, residual, treatment,
-         actions, done, indicator, category, status) in _CONTEXT_RISKS:
+    for (
+        kind,
+        source,
+        dept,
+        process,
+        text,
+        consequence,
+        lik,
+        sev,
+        residual,
+        treatment,
+        actions,
+        done,
+        indicator,
+        category,
+        status,
+    ) in _CONTEXT_RISKS:
         record = {
-            "type": kind, "process_id": process, "department": dept, "source": source,
-            "origin": None, "description": text, "consequence": consequence,
+            "type": kind,
+            "process_id": process,
+            "department": dept,
+            "source": source,
+            "origin": None,
+            "description": text,
+            "consequence": consequence,
             "owner": params.departments[dept].name.zh + "负责人",
         }
         rows.append(
-            _risk_row(record, end, lik, sev, residual, treatment, actions, done, indicator,
-                      category, status, review=_review_date(rng, end, after=True))
+            _risk_row(
+                record,
+                end,
+                lik,
+                sev,
+                residual,
+                treatment,
+                actions,
+                done,
+                indicator,
+                category,
+                status,
+                review=_review_date(rng, end, after=True),
+            )
         )
     out = pd.DataFrame(rows)
     out.insert(0, "risk_id", [f"R-{i:03d}" for i in range(1, len(out) + 1)])
@@ -674,9 +1082,17 @@ def _review_date(rng: np.random.Generator, end: Period, after: bool = False) -> 
 
 
 def _risk_row(
-    record: dict[str, object], end: Period, lik: int, sev: int,
-    residual: tuple[int, int] | None, treatment: str | None, actions: str | None,
-    done: tuple[int, int] | None, indicator: str | None, category: str | None, status: str,
+    record: dict[str, object],
+    end: Period,
+    lik: int,
+    sev: int,
+    residual: tuple[int, int] | None,
+    treatment: str | None,
+    actions: str | None,
+    done: tuple[int, int] | None,
+    indicator: str | None,
+    category: str | None,
+    status: str,
     review: object,
 ) -> dict[str, object]:
     return {
@@ -700,9 +1116,10 @@ def _risk_row(
 #: report shows movement: origin or description → changes and why.
 _DEMO_REVIEW = {
     "C3/1": ({"residual_likelihood": 4}, "第三季度评审:VIP接通率持续低于目标"),
-    "S9/1": ({"residual_likelihood": 4,
-              "residual_reason": "9月更换网络设备供应商,首批交验合格率下降"},
-             "第三季度评审:供方变更"),
+    "S9/1": (
+        {"residual_likelihood": 4, "residual_reason": "9月更换网络设备供应商,首批交验合格率下降"},
+        "第三季度评审:供方变更",
+    ),
     "M4/1": ({"residual_likelihood": 2}, "第三季度评审:话务预测模型上线"),
     "C1/1": ({"status": "closed"}, "第三季度评审:日报制度运行稳定,关闭"),
 }
@@ -727,7 +1144,12 @@ _FISHBONE = [
     # problem, dept, category, subcategory, hotspot, period, recorded_on, causes
     (
         "2026年9–10月宽带断网投诉激增(10月14–15日金水花园批量投诉)",
-        "complaints", "network", "broadband_down", "surge", "2026-10", "2026-10-20",
+        "complaints",
+        "network",
+        "broadband_down",
+        "surge",
+        "2026-10",
+        "2026-10-20",
         [
             ("people", "抢修班组夜间仅1人值守,夜间故障次日才处理", 38, "夜间受理的断网工单"),
             ("people", "一线坐席不掌握故障影响范围,无法答复恢复时间", 27, "坐席答复“等通知”的工单"),
@@ -747,7 +1169,12 @@ _FISHBONE = [
     ),
     (
         "未按约回电投诉居高不下",
-        "hotline_ops", "service_attitude", "no_callback", "vital_few", "2026-03", "2026-03-20",
+        "hotline_ops",
+        "service_attitude",
+        "no_callback",
+        "vital_few",
+        "2026-03",
+        "2026-03-20",
         [
             ("people", "交班时未移交待回电任务", 16, "交班后超时的回电工单"),
             ("machine", "工单系统没有回电任务和到期提醒", 41, "3月未按约回电工单"),
@@ -760,49 +1187,81 @@ _FISHBONE = [
 _FIVE_WHYS = [
     {
         "problem": "2026年10月金水花园宽带断网批量投诉(45单)",
-        "department": "complaints", "complaint_category": "network",
-        "complaint_subcategory": "broadband_down", "hotspot": "batch", "period": "2026-10",
-        "whys": ["小区宽带中断约36小时", "小区OLT板卡故障,无备件可换",
-                 "设备已超使用年限仍未更换", "接入设备没有预防性维护和到龄更换计划"],
+        "department": "complaints",
+        "complaint_category": "network",
+        "complaint_subcategory": "broadband_down",
+        "hotspot": "batch",
+        "period": "2026-10",
+        "whys": [
+            "小区宽带中断约36小时",
+            "小区OLT板卡故障,无备件可换",
+            "设备已超使用年限仍未更换",
+            "接入设备没有预防性维护和到龄更换计划",
+        ],
         "root_cause": "接入网设备缺少全生命周期管理(预防性维护与更换计划)",
         "bone": "method",
         "action": "制定接入设备巡检及到龄更换计划,重点小区配置备件",
-        "action_owner": "综合部 吴刚", "action_due": "2026-12-31", "action_done_on": "",
-        "analyst": "品质部 赵敏", "recorded_on": "2026-10-20",
+        "action_owner": "综合部 吴刚",
+        "action_due": "2026-12-31",
+        "action_done_on": "",
+        "analyst": "品质部 赵敏",
+        "recorded_on": "2026-10-20",
     },
     {
         "problem": "未按约回电投诉居高不下(月均约40单)",
-        "department": "hotline_ops", "complaint_category": "service_attitude",
-        "complaint_subcategory": "no_callback", "hotspot": "vital_few", "period": "2026-03",
-        "whys": ["坐席承诺2小时内回电但未回电", "坐席交班后回电任务无人跟进",
-                 "回电任务只记在个人便签上,系统中没有记录", "工单系统没有回电任务和到期提醒功能"],
+        "department": "hotline_ops",
+        "complaint_category": "service_attitude",
+        "complaint_subcategory": "no_callback",
+        "hotspot": "vital_few",
+        "period": "2026-03",
+        "whys": [
+            "坐席承诺2小时内回电但未回电",
+            "坐席交班后回电任务无人跟进",
+            "回电任务只记在个人便签上,系统中没有记录",
+            "工单系统没有回电任务和到期提醒功能",
+        ],
         "root_cause": "工单系统缺少回电任务管理和到期提醒",
         "bone": "machine",
         "action": "工单系统上线回电任务及到期前30分钟提醒,交班时自动移交",
-        "action_owner": "热线运营部 王磊", "action_due": "2026-04-30",
+        "action_owner": "热线运营部 王磊",
+        "action_due": "2026-04-30",
         "action_done_on": "2026-04-15",
-        "analyst": "品质部 钱伟", "recorded_on": "2026-03-20",
+        "analyst": "品质部 钱伟",
+        "recorded_on": "2026-03-20",
     },
     {
         "problem": "解释口径错误投诉",
-        "department": "hotline_ops", "complaint_category": "handling",
-        "complaint_subcategory": "wrong_info", "hotspot": "vital_few", "period": "2026-04",
+        "department": "hotline_ops",
+        "complaint_category": "handling",
+        "complaint_subcategory": "wrong_info",
+        "hotspot": "vital_few",
+        "period": "2026-04",
         "whys": ["坐席向客户解释的优惠政策与实际不符", "坐席记错了活动规则"],
         "root_cause": "员工粗心,责任心不强",
         "bone": "people",
         "action": "对相关坐席批评教育并组织政策培训",
-        "action_owner": "热线运营部 王磊", "action_due": "2026-05-31",
+        "action_owner": "热线运营部 王磊",
+        "action_due": "2026-05-31",
         "action_done_on": "2026-05-20",
-        "analyst": "热线运营部 班长", "recorded_on": "2026-04-28",
+        "analyst": "热线运营部 班长",
+        "recorded_on": "2026-04-28",
     },
     {
         "problem": "装维上门超时投诉",
-        "department": "service_supervision", "complaint_category": "install_repair",
-        "complaint_subcategory": "late_visit", "hotspot": "repeat", "period": "2026-10",
+        "department": "service_supervision",
+        "complaint_category": "install_repair",
+        "complaint_subcategory": "late_visit",
+        "hotspot": "repeat",
+        "period": "2026-10",
         "whys": ["装维人员超过约定时间未上门", "", "派单系统没有考虑路程时间"],
-        "root_cause": "", "bone": "", "action": "", "action_owner": "", "action_due": "",
+        "root_cause": "",
+        "bone": "",
+        "action": "",
+        "action_owner": "",
+        "action_due": "",
         "action_done_on": "",
-        "analyst": "服监中心 刘洋", "recorded_on": "2026-10-28",
+        "analyst": "服监中心 刘洋",
+        "recorded_on": "2026-10-28",
     },
 ]
 
@@ -823,11 +1282,19 @@ def root_cause_registers(end: Period) -> dict[str, pd.DataFrame]:
         for bone, cause, count, evidence in items:
             causes.append(
                 {
-                    "cause_id": f"FB-{len(causes) + 1:03d}", "problem": problem,
-                    "department": dept, "complaint_category": cat,
-                    "complaint_subcategory": sub, "hotspot": hotspot, "period": period,
-                    "bone": bone, "cause": cause, "evidence_count": count,
-                    "evidence": evidence, "recorded_by": "品质部 赵敏", "recorded_on": recorded,
+                    "cause_id": f"FB-{len(causes) + 1:03d}",
+                    "problem": problem,
+                    "department": dept,
+                    "complaint_category": cat,
+                    "complaint_subcategory": sub,
+                    "hotspot": hotspot,
+                    "period": period,
+                    "bone": bone,
+                    "cause": cause,
+                    "evidence_count": count,
+                    "evidence": evidence,
+                    "recorded_by": "品质部 赵敏",
+                    "recorded_on": recorded,
                 }
             )
     chains = []
@@ -842,6 +1309,8 @@ def root_cause_registers(end: Period) -> dict[str, pd.DataFrame]:
             row["action_done_on"] = ""
         chains.append(row)
     return {"fishbone_causes": pd.DataFrame(causes), "five_whys": pd.DataFrame(chains)}
+
+
 def review_registers(end: Period) -> dict[str, pd.DataFrame]:
     """Decisions of the last three management reviews and statements for inputs without data.
 
@@ -855,37 +1324,118 @@ def review_registers(end: Period) -> dict[str, pd.DataFrame]:
         return f"{p}-{day:02d}"
 
     decisions = [
-        (r3, "resources", "d_resources", "热线运营部账期高峰增加20名兼职坐席", "行政部 孙丽", "admin",
-         due(r3, 1), "done", due(r3, 1, 20), "9月起到岗20人"),
-        (r3, "improvement", "c1_customer", "建立宽带断网批量投诉快速响应机制(2小时内通报装维)",
-         "投诉中心 陈晨", "complaints", due(r3, 2), "in_progress", "", ""),
-        (r2, "qms_change", "c4_nonconformities", "修订《纠正措施控制程序》:关闭前必须做有效性验证",
-         "品质部 赵敏", "quality", due(r2, 1), "done", due(r2, 1, 15), "程序文件已发布"),
-        (r2, "improvement", "c2_objectives", "VIP账期接通率专项帮扶:弹性排班与VIP专席",
-         "热线运营部 王磊", "hotline_ops", due(r2, 1), "in_progress", "", ""),
-        (r1, "resources", "c7_providers", "对交验不合格的两家供方开展二方审核", "行政部 周强", "admin",
-         due(r1, 2), "open", "", ""),
-        (r1, "improvement", "c6_audits", "逾期纠正措施每周通报,纳入部门月度考核", "品质部 赵敏",
-         "quality", due(r1, 0, 25), "open", "", ""),
+        (
+            r3,
+            "resources",
+            "d_resources",
+            "热线运营部账期高峰增加20名兼职坐席",
+            "行政部 孙丽",
+            "admin",
+            due(r3, 1),
+            "done",
+            due(r3, 1, 20),
+            "9月起到岗20人",
+        ),
+        (
+            r3,
+            "improvement",
+            "c1_customer",
+            "建立宽带断网批量投诉快速响应机制(2小时内通报装维)",
+            "投诉中心 陈晨",
+            "complaints",
+            due(r3, 2),
+            "in_progress",
+            "",
+            "",
+        ),
+        (
+            r2,
+            "qms_change",
+            "c4_nonconformities",
+            "修订《纠正措施控制程序》:关闭前必须做有效性验证",
+            "品质部 赵敏",
+            "quality",
+            due(r2, 1),
+            "done",
+            due(r2, 1, 15),
+            "程序文件已发布",
+        ),
+        (
+            r2,
+            "improvement",
+            "c2_objectives",
+            "VIP账期接通率专项帮扶:弹性排班与VIP专席",
+            "热线运营部 王磊",
+            "hotline_ops",
+            due(r2, 1),
+            "in_progress",
+            "",
+            "",
+        ),
+        (
+            r1,
+            "resources",
+            "c7_providers",
+            "对交验不合格的两家供方开展二方审核",
+            "行政部 周强",
+            "admin",
+            due(r1, 2),
+            "open",
+            "",
+            "",
+        ),
+        (
+            r1,
+            "improvement",
+            "c6_audits",
+            "逾期纠正措施每周通报,纳入部门月度考核",
+            "品质部 赵敏",
+            "quality",
+            due(r1, 0, 25),
+            "open",
+            "",
+            "",
+        ),
     ]
     decision_frame = pd.DataFrame(
         [
-            {"decision_id": f"MR-{i:03d}", "review_period": rp, "kind": kind, "input": inp,
-             "decision": text, "owner": owner, "department": dept, "due": d, "status": status,
-             "closed_on": closed, "result": result}
+            {
+                "decision_id": f"MR-{i:03d}",
+                "review_period": rp,
+                "kind": kind,
+                "input": inp,
+                "decision": text,
+                "owner": owner,
+                "department": dept,
+                "due": d,
+                "status": status,
+                "closed_on": closed,
+                "result": result,
+            }
             for i, (rp, kind, inp, text, owner, dept, d, status, closed, result) in enumerate(
-                decisions, 1)
+                decisions, 1
+            )
         ]
     )
     statements = pd.DataFrame(
         [
-            {"statement_id": "MS-001", "period": r2, "input": "b_issues",
-             "statement": "本月外部环境无重大变化;联通省分公司服务考核办法未调整。",
-             "recorded_by": "品质部 赵敏", "recorded_on": f"{r2}-28"},
-            {"statement_id": "MS-002", "period": str(end), "input": "b_issues",
-             "statement": "工信部发布新版电信服务投诉处理时限要求(自下季度起执行);"
-                          "内部:热线运营部人员流失率连续3个月偏高。",
-             "recorded_by": "品质部 赵敏", "recorded_on": f"{end}-28"},
+            {
+                "statement_id": "MS-001",
+                "period": r2,
+                "input": "b_issues",
+                "statement": "本月外部环境无重大变化;联通省分公司服务考核办法未调整。",
+                "recorded_by": "品质部 赵敏",
+                "recorded_on": f"{r2}-28",
+            },
+            {
+                "statement_id": "MS-002",
+                "period": str(end),
+                "input": "b_issues",
+                "statement": "工信部发布新版电信服务投诉处理时限要求(自下季度起执行);"
+                "内部:热线运营部人员流失率连续3个月偏高。",
+                "recorded_by": "品质部 赵敏",
+                "recorded_on": f"{end}-28",
+            },
         ]
     )
     return {"review_decisions": decision_frame, "review_statements": statements}
@@ -919,7 +1469,9 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
     for period in end.back(spec.months):
         folder = out / str(period)
         frame = calls(rng, period, spec.calls_per_month)
-        written.append(io.write_export(frame, folder / f"calls.{spec.calls_format}", "calls", headers="en"))
+        written.append(
+            io.write_export(frame, folder / f"calls.{spec.calls_format}", "calls", headers="en")
+        )
         n_complaints = max(150, spec.calls_per_month // 40)
         written.append(
             io.write_export(
@@ -944,19 +1496,38 @@ def build(params: Params, out: Path, spec: DemoSpec = DemoSpec()) -> list[Path]:
         )
         written.append(
             io.write_export(
-                monthly_indicators(rng, period), folder / "monthly_indicators.xlsx",
-                "monthly_indicators", headers="zh",
+                monthly_indicators(rng, period),
+                folder / "monthly_indicators.xlsx",
+                "monthly_indicators",
+                headers="zh",
             )
         )
     registers_dir = out / "registers"
-    written.append(io.write_export(process_register(), registers_dir / "process_register.csv", "process_register", headers="id"))
-    written.append(io.write_export(objectives(end.year), registers_dir / "objectives.xlsx", "objectives", headers="zh"))
+    written.append(
+        io.write_export(
+            process_register(),
+            registers_dir / "process_register.csv",
+            "process_register",
+            headers="id",
+        )
+    )
+    written.append(
+        io.write_export(
+            objectives(end.year), registers_dir / "objectives.xlsx", "objectives", headers="zh"
+        )
+    )
     for name, frame in audit_registers(rng, end, params).items():
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
-    written.append(io.write_export(risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"))
+    written.append(
+        io.write_export(
+            risks(rng, end, params), registers_dir / "risks.xlsx", "risks", headers="zh"
+        )
+    )
     for name, frame in root_cause_registers(end).items():
         if not frame.empty:
-            written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
+            written.append(
+                io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh")
+            )
     for name, frame in review_registers(end).items():
         written.append(io.write_export(frame, registers_dir / f"{name}.xlsx", name, headers="zh"))
     return written

@@ -33,7 +33,11 @@ STATUS_COLOURS = {
 }
 
 #: Plotly config for every chart: no logo, no cloud buttons, responsive.
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+PLOTLY_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["sendDataToCloud"],
+}
 
 
 def escape(value: Any) -> str:

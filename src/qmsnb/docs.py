@@ -38,7 +38,8 @@ def contract_markdown() -> str:
             f"- kind: {dataset.kind}; key: {', '.join(f'`{k}`' for k in dataset.key)}"
             + (f"; period column: `{dataset.period_column}`" if dataset.period_column else ""),
             "",
-            "| column | zh header | en header | type | required | empty allowed | allowed values / range |",
+            "| column | zh header | en header | type | required | empty allowed "
+            "| allowed values / range |",
             "|---|---|---|---|---|---|---|",
         ]
         for col in dataset.columns:
@@ -50,11 +51,14 @@ def contract_markdown() -> str:
             elif col.references:
                 allowed = f"an id of `{col.references}`"
             if col.minimum is not None or col.maximum is not None:
-                rng = f"{col.minimum if col.minimum is not None else ''}–{col.maximum if col.maximum is not None else ''}"
+                low = "" if col.minimum is None else col.minimum
+                high = "" if col.maximum is None else col.maximum
+                rng = f"{low}–{high}"
                 allowed = f"{allowed} {rng}".strip()
             lines.append(
                 f"| `{col.name}` | {col.zh} | {col.en} | {col.dtype} | "
-                f"{'yes' if col.required else 'no'} | {'yes' if col.nullable else 'no'} | {allowed} |"
+                f"{'yes' if col.required else 'no'} | "
+                f"{'yes' if col.nullable else 'no'} | {allowed} |"
             )
         if dataset.derived:
             lines += ["", "Derived columns (computed, usable in KPI filters):", ""]

@@ -242,7 +242,9 @@ class PapermillEngine:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.communicate()
                 return JobResult(
-                    job, "timeout", time.monotonic() - started,
+                    job,
+                    "timeout",
+                    time.monotonic() - started,
                     error=f"no result after {job.timeout} s; worker stopped",
                 )
             finally:
@@ -253,7 +255,9 @@ class PapermillEngine:
                 return JobResult(job=job, **data)
             tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
             return JobResult(
-                job, "crashed", time.monotonic() - started,
+                job,
+                "crashed",
+                time.monotonic() - started,
                 error=f"worker exited with {proc.returncode}: {' | '.join(tail)}",
             )
 

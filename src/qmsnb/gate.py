@@ -195,9 +195,7 @@ class GateResult:
         """Month → exports prepare must not use (rejected in that month)."""
         out: dict[str, list[str]] = {}
         for month, results in {**self.trend, self.period: self.datasets}.items():
-            names = sorted(
-                n for n, r in results.items() if r.blocking and r.period is not None
-            )
+            names = sorted(n for n, r in results.items() if r.blocking and r.period is not None)
             if names:
                 out[month] = names
         return out
@@ -238,9 +236,7 @@ class GateResult:
             "status": self.status,
             "generated": datetime.now().isoformat(timespec="seconds"),
             "seconds": round(self.seconds, 2),
-            "versions": {
-                name: metadata.version(name) for name in ("qmsnb", "great_expectations")
-            },
+            "versions": {name: metadata.version(name) for name in ("qmsnb", "great_expectations")},
             "datasets": {name: r.to_dict() for name, r in self.datasets.items()},
             "trend": {
                 month: {name: r.to_dict() for name, r in results.items()}
@@ -316,11 +312,16 @@ def load_suite_spec(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError("error.gate.suite_missing", file=str(path)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
-                          problem=str(exc)) from None
+        raise ConfigError(
+            "error.gate.suite_invalid", file=str(path), index="-", problem=str(exc)
+        ) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("expectations"), list):
-        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
-                          problem="{name, expectations: [...]}")
+        raise ConfigError(
+            "error.gate.suite_invalid",
+            file=str(path),
+            index="-",
+            problem="{name, expectations: [...]}",
+        )
     for index, item in enumerate(spec["expectations"]):
         problem = None
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
@@ -335,8 +336,9 @@ def load_suite_spec(path: Path) -> dict[str, Any]:
         ):
             problem = "meta: " + ", ".join(_META_KEYS)
         if problem:
-            raise ConfigError("error.gate.suite_invalid", file=str(path), index=index,
-                              problem=problem)
+            raise ConfigError(
+                "error.gate.suite_invalid", file=str(path), index=index, problem=problem
+            )
     return spec
 
 
@@ -360,11 +362,13 @@ def load_suite(path: Path, spec: Mapping[str, Any] | None = None) -> Any:
                 "error.gate.suite_unknown_type", file=str(path), index=index, type=item["type"]
             ) from None
     try:
-        suite = gx.ExpectationSuite(name=str(spec.get("name", path.stem)),
-                                    expectations=spec["expectations"])
+        suite = gx.ExpectationSuite(
+            name=str(spec.get("name", path.stem)), expectations=spec["expectations"]
+        )
     except Exception as exc:  # pydantic/GX validation of kwargs
-        raise ConfigError("error.gate.suite_invalid", file=str(path), index="-",
-                          problem=str(exc).splitlines()[0]) from exc
+        raise ConfigError(
+            "error.gate.suite_invalid", file=str(path), index="-", problem=str(exc).splitlines()[0]
+        ) from exc
     if len(suite.expectations) != len(spec["expectations"]):
         raise ConfigError(
             "error.gate.suite_not_loaded",
@@ -396,9 +400,9 @@ def _packed_key(series: pd.Series) -> np.ndarray | None:
     except (AttributeError, TypeError, pa.ArrowException):
         return None
     arr = chunked.combine_chunks()
-    if arr.null_count or (not pa.types.is_string(arr.type) and not pa.types.is_large_string(
-        arr.type
-    )):
+    if arr.null_count or (
+        not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type)
+    ):
         return None
     n = len(arr)
     offsets = np.frombuffer(
@@ -432,8 +436,12 @@ def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
             columns[name] = series.to_numpy(dtype="float64", na_value=np.nan)
             continue
         # only a single-column key, which the suites check for nulls and duplicates only
-        if (large and dataset.key == (name,) and pd.api.types.is_string_dtype(series.dtype)
-                and not (dataset.column(name).values or dataset.column(name).lookup)):
+        if (
+            large
+            and dataset.key == (name,)
+            and pd.api.types.is_string_dtype(series.dtype)
+            and not (dataset.column(name).values or dataset.column(name).lookup)
+        ):
             packed = _packed_key(series)
             if packed is not None:
                 columns[name] = packed
@@ -441,12 +449,14 @@ def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
         columns[name] = series.array
     view = pd.DataFrame(columns, copy=False)  # the typed frame's arrays, not copies
     if dataset.period_column and dataset.period_column in table.present_columns:
-        months = frame[dataset.period_column].to_numpy(dtype="datetime64[us]").astype(
-            "datetime64[M]"
+        months = (
+            frame[dataset.period_column].to_numpy(dtype="datetime64[us]").astype("datetime64[M]")
         )
         codes, uniques = pd.factorize(months.view("int64"), use_na_sentinel=False)
-        labels = [str(np.datetime64(int(v), "M")) if v != np.iinfo(np.int64).min else "NaT"
-                  for v in uniques]
+        labels = [
+            str(np.datetime64(int(v), "M")) if v != np.iinfo(np.int64).min else "NaT"
+            for v in uniques
+        ]
         codes = np.where(uniques[codes] == np.iinfo(np.int64).min, -1, codes)
         view[PERIOD_COL] = pd.Categorical.from_codes(codes, categories=labels)
     view[TOTALS_COL] = (
@@ -531,9 +541,11 @@ def _failure_from_result(
 ) -> Failure | None:
     meta = item["meta"]
     kwargs = item["kwargs"]
-    column = kwargs.get("column") or (
-        ", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None
-    ) or kwargs.get("column_A")
+    column = (
+        kwargs.get("column")
+        or (", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+        or kwargs.get("column_A")
+    )
     if column == PERIOD_COL:
         column = table.dataset.period_column
     elif column == TOTALS_COL:
@@ -543,7 +555,10 @@ def _failure_from_result(
     error = _exception_text(result.exception_info)
     if error:
         return Failure(
-            reason="check_error", severity="error", column=column, check=item["type"],
+            reason="check_error",
+            severity="error",
+            column=column,
+            check=item["type"],
             meaning={lang: t("gate.reason.check_error", lang) for lang in LANGS},
             fix={lang: t("gate.fix.check_error", lang) for lang in LANGS},
             detail=error[:500],
@@ -556,9 +571,14 @@ def _failure_from_result(
         for entry in (payload.get("partial_unexpected_index_list") or [])
         if isinstance(entry, dict) and io.ROW in entry
     ][:MAX_SAMPLES]
-    shown = [c for c in (kwargs.get("column_list") or [kwargs.get("column"),
-                                                        kwargs.get("column_A"),
-                                                        kwargs.get("column_B")]) if c]
+    shown = [
+        c
+        for c in (
+            kwargs.get("column_list")
+            or [kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")]
+        )
+        if c
+    ]
     shown = [c for c in shown if not c.startswith("_")] or (
         [table.dataset.period_column] if kwargs.get("column") == PERIOD_COL else []
     )
@@ -624,8 +644,9 @@ def _without_unreadable(failures: list[Failure], table: io.LoadedTable) -> list[
             remaining = failure.count - count
             if remaining <= 0:
                 continue
-            pairs = [(r, v) for r, v in zip(failure.rows, failure.values, strict=False)
-                     if r not in rows]
+            pairs = [
+                (r, v) for r, v in zip(failure.rows, failure.values, strict=False) if r not in rows
+            ]
             failure.count = remaining
             failure.rows = [r for r, _ in pairs]
             failure.values = [v for _, v in pairs]
@@ -647,8 +668,12 @@ class _Runner:
         self.count = 0
 
     def validate(
-        self, table: io.LoadedTable, spec: Mapping[str, Any], path: Path,
-        parameters: Mapping[str, Any], view: pd.DataFrame,
+        self,
+        table: io.LoadedTable,
+        spec: Mapping[str, Any],
+        path: Path,
+        parameters: Mapping[str, Any],
+        view: pd.DataFrame,
     ) -> tuple[list[Failure], list[dict[str, str]], int]:
         items, skipped = [], []
         for item in spec["expectations"]:
@@ -656,9 +681,13 @@ class _Runner:
             unknown = sorted(p for p in _parameters_of(item["kwargs"]) if p not in parameters)
             if absent or unknown:
                 skipped.append(
-                    {"check": item["type"], "reason": item["meta"]["reason"],
-                     "why": ("columns: " + ", ".join(absent)) if absent
-                     else ("parameters: " + ", ".join(unknown))}
+                    {
+                        "check": item["type"],
+                        "reason": item["meta"]["reason"],
+                        "why": ("columns: " + ", ".join(absent))
+                        if absent
+                        else ("parameters: " + ", ".join(unknown)),
+                    }
                 )
                 continue
             items.append(item)
@@ -687,8 +716,13 @@ class _Runner:
         return [f for _, f in sorted(found, key=lambda x: x[0])], skipped, len(items)
 
     def _run(
-        self, table: io.LoadedTable, spec: Mapping[str, Any], path: Path,
-        parameters: Mapping[str, Any], items: list[dict[str, Any]], view: pd.DataFrame,
+        self,
+        table: io.LoadedTable,
+        spec: Mapping[str, Any],
+        path: Path,
+        parameters: Mapping[str, Any],
+        items: list[dict[str, Any]],
+        view: pd.DataFrame,
     ) -> list[tuple[dict[str, Any], Failure]]:
         self.count += 1
         name = f"{table.dataset.id}_{self.count}"
@@ -731,8 +765,13 @@ class _Runner:
 # ---------------------------------------------------------------------------
 def _lookup_values(params: Params) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
-    for name in ("departments", "complaint_categories", "complaint_subcategories", "scopes",
-                 "kpis"):
+    for name in (
+        "departments",
+        "complaint_categories",
+        "complaint_subcategories",
+        "scopes",
+        "kpis",
+    ):
         try:
             values[name] = sorted(set(params.lookup(name).values()))
         except KeyError:
@@ -798,8 +837,14 @@ class Gate:
                 "error.gate.suite_missing", file=str(suite_path(self.params, dataset.id))
             )
         key = _cache_key(
-            {"v": GATE_VERSION, "sha": sha, "suite": self.hashes[dataset.id],
-             "params": self.params_hash, "period": period, "parameters": parameters}
+            {
+                "v": GATE_VERSION,
+                "sha": sha,
+                "suite": self.hashes[dataset.id],
+                "params": self.params_hash,
+                "period": period,
+                "parameters": parameters,
+            }
         )
         cached = (
             self.cache_dir / f"{dataset.id}-{period or 'register'}-{key}.json"
@@ -817,7 +862,10 @@ class Gate:
         except DataError as exc:
             result.failures.append(
                 Failure(
-                    reason="unreadable", severity="critical", column=None, check="loader",
+                    reason="unreadable",
+                    severity="critical",
+                    column=None,
+                    check="loader",
                     meaning={lang: exc.message(lang) for lang in LANGS},
                     fix={lang: t("gate.fix.unreadable", lang) for lang in LANGS},
                     detail=exc.key,
@@ -830,8 +878,10 @@ class Gate:
         result.notes = [{"key": key_, "facts": facts} for key_, facts in table.notes]
         if table.unknown_columns:
             result.notes.append(
-                {"key": "note.unknown_columns",
-                 "facts": {"columns": ", ".join(table.unknown_columns)}}
+                {
+                    "key": "note.unknown_columns",
+                    "facts": {"columns": ", ".join(table.unknown_columns)},
+                }
             )
         view = gx_view(table, period)
         failures, skipped, checks = self.runner().validate(
@@ -882,7 +932,10 @@ class Gate:
         current = trend.pop(period)
         current.update(self.registers())
         return GateResult(
-            period=period, datasets=current, trend=trend, suites=dict(self.hashes),
+            period=period,
+            datasets=current,
+            trend=trend,
+            suites=dict(self.hashes),
             seconds=time.monotonic() - started,
         )
 
@@ -893,16 +946,21 @@ class Gate:
         kept, _ = snapshot(self.params)
         parameters: dict[str, Any] = dict(self.lookups)
         results: dict[str, DatasetResult] = {}
-        keys = {"process_register": "process_ids", "audit_programme": "audit_ids",
-                "findings": "finding_ids"}
+        keys = {
+            "process_register": "process_ids",
+            "audit_programme": "audit_ids",
+            "findings": "finding_ids",
+        }
         order = ["process_register", "audit_programme", "findings"]
         ordered = sorted(registers(), key=lambda d: order.index(d.id) if d.id in order else 99)
         for dataset in ordered:
             if dataset.id not in self.specs:
                 continue
             table = kept.get(dataset.id)
-            path = None if table is not None else io.find_dataset_file(
-                self.params.registers_dir, dataset
+            path = (
+                None
+                if table is not None
+                else io.find_dataset_file(self.params.registers_dir, dataset)
             )
             if table is not None:
                 table.present_columns = [
@@ -996,41 +1054,58 @@ def summary_lines(result: GateResult, lang: str, blocking: bool) -> list[str]:
                 where.append(t("gate.rows_count", lang, count=f"{f.count:,}"))
             items.append(
                 t("gate.summary_item", lang, meaning=meaning, where=", ".join(where))
-                if where else meaning
+                if where
+                else meaning
             )
         reasons = t("gate.summary_sep", lang).join(dict.fromkeys(items))
-        lines.append(t("gate.banner_line", lang, dataset=dataset_name(name, lang),
-                       file=Path(r.file or "").name, reasons=reasons))
+        lines.append(
+            t(
+                "gate.banner_line",
+                lang,
+                dataset=dataset_name(name, lang),
+                file=Path(r.file or "").name,
+                reasons=reasons,
+            )
+        )
     return lines
 
 
-def render_report(
-    result: GateResult, params: Params, lang: str, portal_link: bool = True
-) -> str:
+def render_report(result: GateResult, params: Params, lang: str, portal_link: bool = True) -> str:
     """``data_quality.html``: our own page, every value escaped, no external resource."""
     from qmsnb.publish import _jinja, _templates
 
     datasets = [_dataset_view(r, lang) for r in result.datasets.values()]
     trend = [
-        {"period": month, "label": period_label(month, lang),
-         "datasets": [_dataset_view(r, lang) for r in results.values() if r.status != "pass"]}
+        {
+            "period": month,
+            "label": period_label(month, lang),
+            "datasets": [_dataset_view(r, lang) for r in results.values() if r.status != "pass"],
+        }
         for month, results in sorted(result.trend.items(), reverse=True)
     ]
     trend = [m for m in trend if m["datasets"]]
-    return _jinja().get_template("data_quality.html.j2").render(
-        html_lang="zh-CN" if lang == "zh" else "en",
-        t=lambda key, **kw: t(key, lang, **kw),
-        title=t("gate.title", lang, period=period_label(result.period, lang)),
-        subtitle=t("gate.subtitle", lang, org=params.organisation.name(lang),
-                   time=datetime.now().strftime("%Y-%m-%d %H:%M")),
-        status=result.status,
-        status_label=t(f"gate.status.{result.status}", lang),
-        datasets=datasets,
-        trend=trend,
-        max_samples=MAX_SAMPLES,
-        portal_link=portal_link,
-        css=io.read_text(_templates() / "portal.css"),
-        footer=t("portal.footer", lang, version=__import__("qmsnb").__version__),
+    return (
+        _jinja()
+        .get_template("data_quality.html.j2")
+        .render(
+            html_lang="zh-CN" if lang == "zh" else "en",
+            t=lambda key, **kw: t(key, lang, **kw),
+            title=t("gate.title", lang, period=period_label(result.period, lang)),
+            subtitle=t(
+                "gate.subtitle",
+                lang,
+                org=params.organisation.name(lang),
+                time=datetime.now().strftime("%Y-%m-%d %H:%M"),
+            ),
+            status=result.status,
+            status_label=t(f"gate.status.{result.status}", lang),
+            datasets=datasets,
+            trend=trend,
+            max_samples=MAX_SAMPLES,
+            portal_link=portal_link,
+            css=io.read_text(_templates() / "portal.css"),
+            footer=t("portal.footer", lang, version=__import__("qmsnb").__version__),
+        )
     )
 
 

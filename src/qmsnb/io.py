@@ -249,8 +249,10 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-        label = "UTF-8-BOM" if encoding == "utf-8-sig" and raw.startswith(b"\xef\xbb\xbf") else (
-            "UTF-8" if encoding == "utf-8-sig" else "GB18030"
+        label = (
+            "UTF-8-BOM"
+            if encoding == "utf-8-sig" and raw.startswith(b"\xef\xbb\xbf")
+            else ("UTF-8" if encoding == "utf-8-sig" else "GB18030")
         )
         return text, label
     raise DataError("error.data.encoding", file=str(path))
@@ -309,14 +311,14 @@ def _raw_grid(path: Path, table: LoadedTable) -> pd.DataFrame:
         if not any(any(cell.strip() for cell in r) for r in records):
             raise DataError("error.data.empty_file", file=str(path))
         width = max(len(r) for r in records)
-        grid = pd.DataFrame(
-            [r + [""] * (width - len(r)) for r in records], dtype=object
-        )
+        grid = pd.DataFrame([r + [""] * (width - len(r)) for r in records], dtype=object)
         # A file that does not end with a line break and whose last record is
         # shorter than the longest one was cut off (an interrupted download).
         if not text.endswith(("\n", "\r")) and len(records) > 1 and len(records[-1]) < width:
             raise DataError(
-                "error.data.truncated", file=str(path), line=len(records),
+                "error.data.truncated",
+                file=str(path),
+                line=len(records),
                 problem=f"{len(records[-1])}/{width}",
             )
         return grid
@@ -713,14 +715,22 @@ def _typed_from_grid(
         body = body[filled.any(axis=1).to_numpy()]
     width = max((i + 1 for i, h in enumerate(headers) if h.strip()), default=0)
     if len(body) and body.shape[1] > width:
-        extra = body.iloc[:, width:].astype("string").fillna("").apply(
-            lambda col: col.str.strip().ne("")
-        ).any(axis=1)
+        extra = (
+            body.iloc[:, width:]
+            .astype("string")
+            .fillna("")
+            .apply(lambda col: col.str.strip().ne(""))
+            .any(axis=1)
+        )
         if extra.any():
             table.problems.append(
                 Problem(
-                    dataset=dataset.id, file=str(table.path), column="*", reason="extra_fields",
-                    expected=str(width), count=int(extra.sum()),
+                    dataset=dataset.id,
+                    file=str(table.path),
+                    column="*",
+                    reason="extra_fields",
+                    expected=str(width),
+                    count=int(extra.sum()),
                     rows=tuple(int(i) + 1 for i in body.index[extra.to_numpy()][:MAX_EXAMPLES]),
                     values=tuple(
                         ",".join(str(v) for v in body.loc[i].tolist() if str(v).strip())[:200]
@@ -868,7 +878,10 @@ def _read_csv_fast(path: Path, table: LoadedTable, params: Params | None) -> boo
                 true_values=_spellings(_TRUE - {"√"}),
                 false_values=_spellings(_FALSE - {"×"}),
                 timestamp_parsers=[
-                    pacsv.ISO8601, "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+                    pacsv.ISO8601,
+                    "%Y/%m/%d %H:%M:%S",
+                    "%Y/%m/%d %H:%M",
+                    "%Y/%m/%d",
                 ],
             ),
         )
@@ -916,7 +929,8 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
         # text columns with few distinct values come back as categoricals: they are
         # converted once per distinct value
         dictionary = [
-            c for c, name in rename.items()
+            c
+            for c, name in rename.items()
             if dataset.column(name).dtype in ("str", "bool", "period") and name not in dataset.key
         ]
         arrow = pq.read_table(path, read_dictionary=dictionary)
@@ -935,9 +949,7 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
     _convert(frame, table, params)
 
 
-def read_dataset(
-    path: Path, dataset: Dataset | str, params: Params | None = None
-) -> LoadedTable:
+def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = None) -> LoadedTable:
     """Read one file of ``dataset`` into a typed table, collecting what could not be read.
 
     The file is opened read-only. Values that cannot be converted to their
@@ -957,8 +969,10 @@ def read_dataset(
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         _read_parquet_file(path, table, params)
-    elif suffix == ".csv" and path.stat().st_size >= FAST_CSV_BYTES and _read_csv_fast(
-        path, table, params
+    elif (
+        suffix == ".csv"
+        and path.stat().st_size >= FAST_CSV_BYTES
+        and _read_csv_fast(path, table, params)
     ):
         pass
     else:
@@ -1027,8 +1041,9 @@ def typed_frame(
     where the frame came from in those problems.
     """
     dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
-    table = LoadedTable(dataset=dataset, path=Path(source or dataset.id), sha256="",
-                        frame=pd.DataFrame())
+    table = LoadedTable(
+        dataset=dataset, path=Path(source or dataset.id), sha256="", frame=pd.DataFrame()
+    )
     known = header_map(dataset)
     rename = {c: known[_header_key(c)] for c in frame.columns if _header_key(c) in known}
     raw = frame.rename(columns=rename).reset_index(drop=True)
@@ -1131,8 +1146,12 @@ def write_xlsx(path: Path, sheets: list[Sheet]) -> Path:
                 width = sheet.widths[index - 1]
             else:
                 longest = max(
-                    [len(str(header))] + [len(str(r[index - 1])) for r in sheet.rows[:200]
-                                          if index <= len(r) and r[index - 1] is not None]
+                    [len(str(header))]
+                    + [
+                        len(str(r[index - 1]))
+                        for r in sheet.rows[:200]
+                        if index <= len(r) and r[index - 1] is not None
+                    ]
                 )
                 width = min(60, max(8, longest * 1.6))
             ws.column_dimensions[get_column_letter(index)].width = width
@@ -1302,6 +1321,8 @@ def _transcode(source: Path, target: Path, encoding: str) -> None:
 def columnar_relation(path: Path) -> str:
     """The DuckDB table expression that reads a parquet file (for :mod:`qmsnb.columnar`)."""
     return f"read_parquet({_sql_text(str(path))})"
+
+
 # Bundles, locks and outgoing mail (distribution)
 # ---------------------------------------------------------------------------
 #: Time stamp of every zip member, so the same files always give the same bundle bytes.

@@ -82,13 +82,17 @@ def _ratio(kpi: Kpi, frames: Mapping[str, pd.DataFrame], period: str) -> pd.Data
     base = _mask(frame, measure.where)
     hit = base & _mask(frame, measure.numerator)
     weight = frame[WEIGHT].to_numpy(dtype="int64") if WEIGHT in frame.columns else 1
-    grouped = pd.DataFrame(
-        {
-            "department": frame["department"],
-            "den": base.astype(int) * weight,
-            "num": hit.astype(int) * weight,
-        }
-    ).groupby("department", observed=True)[["num", "den"]].sum()
+    grouped = (
+        pd.DataFrame(
+            {
+                "department": frame["department"],
+                "den": base.astype(int) * weight,
+                "num": hit.astype(int) * weight,
+            }
+        )
+        .groupby("department", observed=True)[["num", "den"]]
+        .sum()
+    )
     grouped = grouped[grouped["den"] > 0]
     rows = pd.DataFrame(
         {

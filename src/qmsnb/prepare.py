@@ -65,8 +65,17 @@ COUNTS_VERSION = "1"
 COUNT_COLUMNS = ["period", "department", "category", "subcategory", "tickets", "escalated"]
 #: Columns of the period's tickets kept for root-cause analysis (no due/closing times).
 TICKET_COLUMNS = [
-    "ticket_id", "created_at", "department", "category", "subcategory", "channel",
-    "customer_id", "text", "escalated", "closed_on_time", "satisfied",
+    "ticket_id",
+    "created_at",
+    "department",
+    "category",
+    "subcategory",
+    "channel",
+    "customer_id",
+    "text",
+    "escalated",
+    "closed_on_time",
+    "satisfied",
 ]
 #: Complaint text is cut to this many characters in the prepared tickets.
 TEXT_CHARS = 120
@@ -131,9 +140,7 @@ def export_files(params: Params, period: str) -> dict[str, Path]:
     return found
 
 
-def load_period(
-    params: Params, period: str, datasets: list[str] | None = None
-) -> PeriodInputs:
+def load_period(params: Params, period: str, datasets: list[str] | None = None) -> PeriodInputs:
     """Read the exports of one period (those present; the rest are listed as missing)."""
     folder = period_folder(params, period)
     inputs = PeriodInputs(period=period, folder=folder)
@@ -212,7 +219,8 @@ def _month_values(
 
         with contextlib.ExitStack() as stack:
             parquet_dir = (
-                cache_dir.parent / "parquet" if cache_dir is not None
+                cache_dir.parent / "parquet"
+                if cache_dir is not None
                 else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qmsnb-pq-")))
             )
             # not strict: the data-quality gate judges values; files it rejected are
@@ -315,7 +323,10 @@ def _read_export(
         key = (str(path), sha256)
         if key not in _READ:
             frame = columnar.read_table(
-                path, DATASETS[name], params, params.output_dir / ".cache" / "parquet",
+                path,
+                DATASETS[name],
+                params,
+                params.output_dir / ".cache" / "parquet",
                 sha256=sha256,
             )
             if frame is not None:
@@ -464,8 +475,12 @@ def _prepare(
     for name, table in regs.items():
         io.write_parquet(out_dir / f"{name}.parquet", table.frame)
         inputs.append(
-            {"period": None, "dataset": name, "path": table.source or str(table.path),
-             "sha256": table.sha256}
+            {
+                "period": None,
+                "dataset": name,
+                "path": table.source or str(table.path),
+                "sha256": table.sha256,
+            }
         )
     for name, build in prepared_tables().items():
         tables[name] = build(params, period)

@@ -27,8 +27,20 @@ from qmsnb.i18n import period_label, t
 ASSETS = "assets"
 #: Packages whose versions the manifest records.
 VERSIONED = (
-    "qmsnb", "pandas", "numpy", "pyarrow", "plotly", "papermill", "nbclient", "nbconvert",
-    "nbformat", "ipykernel", "jupyter_client", "great_expectations", "pydantic", "openpyxl",
+    "qmsnb",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "plotly",
+    "papermill",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "ipykernel",
+    "jupyter_client",
+    "great_expectations",
+    "pydantic",
+    "openpyxl",
 )
 _EXTERNAL = re.compile(
     r"""<(?:script|link|img|iframe|embed|object|source)\b[^>]*?\b(?:src|href|data)\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""",
@@ -166,7 +178,9 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
                     "notebook": report.get("ipynb") if status != "ok" else None,
                     "previous": report.get("previous"),
                     "error": report.get("error") or report.get("reason"),
-                    "seconds": None if report.get("seconds") is None else f"{report['seconds']:.1f}",
+                    "seconds": None
+                    if report.get("seconds") is None
+                    else f"{report['seconds']:.1f}",
                 }
             )
         if any(cells):
@@ -175,11 +189,16 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
             if kpis:
                 for status in ("red", "yellow", "green"):
                     if kpis[status]:
-                        chips.append({"status": status,
-                                      "label": f"{t(f'status.{status}', lang)} {kpis[status]}"})
+                        chips.append(
+                            {
+                                "status": status,
+                                "label": f"{t(f'status.{status}', lang)} {kpis[status]}",
+                            }
+                        )
                 if kpis["alerts"]:
-                    chips.append({"status": "red",
-                                  "label": t("portal.alerts", lang, count=kpis["alerts"])})
+                    chips.append(
+                        {"status": "red", "label": t("portal.alerts", lang, count=kpis["alerts"])}
+                    )
             rows.append(
                 {
                     "name": params.department_name(scope, lang),
@@ -206,7 +225,9 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
                     )
                     for r in failed
                 ]
-                + ([t("portal.stale_note", lang)] if any(r.get("previous") for r in failed) else []),
+                + (
+                    [t("portal.stale_note", lang)] if any(r.get("previous") for r in failed) else []
+                ),
             },
         )
     for report in manifest["reports"]:
@@ -216,23 +237,36 @@ def render_portal(folder: Path, manifest: dict[str, Any], params: Params, lang: 
             banners.append(
                 {
                     "kind": "red",
-                    "title": t("portal.review_incomplete", lang, count=len(review.get("missing", []))),
-                    "lines": [inputs.get(key, {}).get("clause", key) for key in review.get("missing", [])],
+                    "title": t(
+                        "portal.review_incomplete", lang, count=len(review.get("missing", []))
+                    ),
+                    "lines": [
+                        inputs.get(key, {}).get("clause", key) for key in review.get("missing", [])
+                    ],
                 }
             )
     org = params.organisation.name(lang)
-    html = _jinja().get_template("portal.html.j2").render(
-        html_lang="zh-CN" if lang == "zh" else "en",
-        t=lambda key, **kw: t(key, lang, **kw),
-        title=t("portal.title", lang, period=period_label(period, lang)),
-        subtitle=t("portal.subtitle", lang, org=org, run=manifest["run_id"],
-                   time=manifest["finished"].replace("T", " ")[:16]),
-        banners=banners,
-        notebooks=notebooks,
-        rows=rows,
-        data_quality=(folder / "data_quality.html").is_file(),
-        css=io.read_text(_templates() / "portal.css"),
-        footer=t("portal.footer", lang, version=manifest["versions"].get("qmsnb", "")),
+    html = (
+        _jinja()
+        .get_template("portal.html.j2")
+        .render(
+            html_lang="zh-CN" if lang == "zh" else "en",
+            t=lambda key, **kw: t(key, lang, **kw),
+            title=t("portal.title", lang, period=period_label(period, lang)),
+            subtitle=t(
+                "portal.subtitle",
+                lang,
+                org=org,
+                run=manifest["run_id"],
+                time=manifest["finished"].replace("T", " ")[:16],
+            ),
+            banners=banners,
+            notebooks=notebooks,
+            rows=rows,
+            data_quality=(folder / "data_quality.html").is_file(),
+            css=io.read_text(_templates() / "portal.css"),
+            footer=t("portal.footer", lang, version=manifest["versions"].get("qmsnb", "")),
+        )
     )
     return io.write_text(folder / "index.html", html)
 
@@ -247,8 +281,10 @@ def render_periods_index(output_dir: Path, params: Params, lang: str) -> Path:
         manifest = io.read_json(manifest_file)
         counts: dict[str, int] = {}
         for report in manifest.get("reports", []):
-            key = "ok" if report["status"] == "ok" else (
-                "blocked" if report["status"] == "blocked" else "failed"
+            key = (
+                "ok"
+                if report["status"] == "ok"
+                else ("blocked" if report["status"] == "blocked" else "failed")
             )
             counts[key] = counts.get(key, 0) + 1
         periods.append(
@@ -263,13 +299,17 @@ def render_periods_index(output_dir: Path, params: Params, lang: str) -> Path:
             }
         )
     org = params.organisation.name(lang)
-    html = _jinja().get_template("periods.html.j2").render(
-        html_lang="zh-CN" if lang == "zh" else "en",
-        title=t("portal.periods_title", lang, org=org),
-        subtitle=t("portal.periods_subtitle", lang),
-        periods=periods,
-        css=io.read_text(_templates() / "portal.css"),
-        footer=t("portal.footer", lang, version=versions().get("qmsnb", "")),
+    html = (
+        _jinja()
+        .get_template("periods.html.j2")
+        .render(
+            html_lang="zh-CN" if lang == "zh" else "en",
+            title=t("portal.periods_title", lang, org=org),
+            subtitle=t("portal.periods_subtitle", lang),
+            periods=periods,
+            css=io.read_text(_templates() / "portal.css"),
+            footer=t("portal.footer", lang, version=versions().get("qmsnb", "")),
+        )
     )
     return io.write_text(output_dir / "index.html", html)
 
@@ -301,8 +341,14 @@ def raise_for_page(markup: str, page: str) -> None:
     if problems:
         first = problems[0]
         key = "error.publish.external" if first.reason == "external" else "error.publish.unsafe"
-        raise PublishError(key, file=page, urls=first.detail, reason=first.reason,
-                           detail=first.detail, count=len(problems))
+        raise PublishError(
+            key,
+            file=page,
+            urls=first.detail,
+            reason=first.reason,
+            detail=first.detail,
+            count=len(problems),
+        )
 
 
 def check_pages(folder: Path) -> None:

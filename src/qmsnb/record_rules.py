@@ -235,7 +235,9 @@ def completed_action(doc: dict[str, Any], ctx: RuleContext) -> None:
         raise field_error("error.records.action_required", "five_whys", "action")
     if done.date() > pd.Timestamp.now().date():
         raise field_error(
-            "error.records.done_in_future", "five_whys", "action_done_on",
+            "error.records.done_in_future",
+            "five_whys",
+            "action_done_on",
             value=doc["action_done_on"],
         )
     recorded = _date(doc.get("recorded_on"))

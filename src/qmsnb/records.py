@@ -1092,9 +1092,11 @@ class RecordsStore:
             )
         # a row without its (single-column) key gets a generated id, as documented
         problems = [
-            p for p in table.problems
-            if not (len(dataset.key) == 1 and p.column == dataset.key[0]
-                    and p.reason == "missing_value")
+            p
+            for p in table.problems
+            if not (
+                len(dataset.key) == 1 and p.column == dataset.key[0] and p.reason == "missing_value"
+            )
         ]
         if problems:
             first = _column_order(dataset, problems)[0]

@@ -256,7 +256,13 @@ def shift_test(
     # no variation at all: any difference is a real one
     z = diff / se if se > 0 else (0.0 if diff == 0 else float(np.sign(diff)) * np.inf)
     return ShiftTest(
-        model=model, before=level_b, after=level_a, z=float(z),
-        p_value=_one_sided(float(z), df, better), dispersion=phi, df=df,
-        months_before=k_b, months_after=k_a,
+        model=model,
+        before=level_b,
+        after=level_a,
+        z=float(z),
+        p_value=_one_sided(float(z), df, better),
+        dispersion=phi,
+        df=df,
+        months_before=k_b,
+        months_after=k_a,
     )

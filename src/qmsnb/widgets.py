@@ -598,6 +598,7 @@ def audit_workbench(
 # Root-cause analysis: fishbone causes and five-whys chains
 # ---------------------------------------------------------------------------
 
+
 def _label(pair: tuple[str, str], lang: str) -> str:
     zh, en = pair
     return zh if lang == "zh" else en

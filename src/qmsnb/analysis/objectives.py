@@ -44,7 +44,9 @@ STATUSES = ("red", "yellow", "green", "no_data", "small_base")
 # ---------------------------------------------------------------------------
 # Pure computations
 # ---------------------------------------------------------------------------
-def attainment_rows(kpi: pd.DataFrame, period: str, department: str, params: Params) -> pd.DataFrame:
+def attainment_rows(
+    kpi: pd.DataFrame, period: str, department: str, params: Params
+) -> pd.DataFrame:
     """This period's assessed rows of one department, in catalogue order."""
     rows = kpi[(kpi["period"] == period) & (kpi["department"] == department)]
     return ordered(rows, list(params.kpis))
@@ -66,7 +68,9 @@ def narrative(ctx: PeriodContext, limit: int = 6) -> list[str]:
     if counts["red"] == 0 and counts["yellow"] == 0:
         lines.append(ctx.t("objectives.narrative.all_green", total=total, period=ctx.period_label))
     else:
-        lines.append(ctx.t("objectives.narrative.counts", total=total, period=ctx.period_label, **counts))
+        lines.append(
+            ctx.t("objectives.narrative.counts", total=total, period=ctx.period_label, **counts)
+        )
     scope = ctx.kpi[ctx.kpi["period"] == ctx.period]
     if not ctx.is_organisation:
         scope = scope[scope["department"] == ctx.department]
@@ -75,7 +79,11 @@ def narrative(ctx: PeriodContext, limit: int = 6) -> list[str]:
     alerts = scope[scope["alert"] != ""].sort_values("miss_streak", ascending=False)
     for _, row in alerts.head(limit).iterrows():
         kpi = ctx.params.kpis[row["kpi"]]
-        key = "objectives.narrative.support" if row["alert"] == "support" else "objectives.narrative.warning"
+        key = (
+            "objectives.narrative.support"
+            if row["alert"] == "support"
+            else "objectives.narrative.warning"
+        )
         lines.append(
             ctx.t(
                 key,
@@ -104,8 +112,11 @@ def narrative(ctx: PeriodContext, limit: int = 6) -> list[str]:
             lines.append(ctx.t("objectives.narrative.signal", kpi=ctx.kpi_name(chart.kpi)))
     # the largest move that is only noise, where someone might over-react to it
     noise = [
-        c for c in charts_now
-        if not c.signal_now and c.change is not None and judged.get(c.kpi) in ("red", "yellow")
+        c
+        for c in charts_now
+        if not c.signal_now
+        and c.change is not None
+        and judged.get(c.kpi) in ("red", "yellow")
         and abs(c.change) >= 1
     ]
     if noise:
@@ -184,7 +195,9 @@ def objectives_in_scope(ctx: PeriodContext) -> pd.DataFrame:
     if ctx.is_organisation:
         return objectives
     supporting = objectives["supporting"].fillna("").astype(str)
-    involved = supporting.map(lambda s: ctx.department in [p.strip() for p in s.replace("；", ";").split(";")])
+    involved = supporting.map(
+        lambda s: ctx.department in [p.strip() for p in s.replace("；", ";").split(";")]
+    )
     return objectives[(objectives["department"] == ctx.department) | involved]
 
 
@@ -203,7 +216,9 @@ def quarter_targets(objective: pd.Series) -> dict[int, float]:
     out = {}
     for q in range(1, 5):
         value = objective.get(f"q{q}_target")
-        out[q] = float(objective["annual_target"]) if value is None or pd.isna(value) else float(value)
+        out[q] = (
+            float(objective["annual_target"]) if value is None or pd.isna(value) else float(value)
+        )
     return out
 
 
@@ -239,7 +254,9 @@ def quarter_actuals(values: pd.DataFrame, year: int, upto: str) -> dict[int, flo
 
 def projection(values: pd.DataFrame, year: int, upto: str, recent: int = 3) -> float:
     """Year-end value if the remaining months run like the last ``recent`` months."""
-    rows = values[(values["period"] >= f"{year}-01") & (values["period"] <= upto)].sort_values("period")
+    rows = values[(values["period"] >= f"{year}-01") & (values["period"] <= upto)].sort_values(
+        "period"
+    )
     if rows.empty:
         return float("nan")
     remaining = 12 - int(upto[5:7])
@@ -273,7 +290,9 @@ def objective_rows(ctx: PeriodContext) -> pd.DataFrame:
             verdict = "red" if not ok else ("yellow" if slack < margin else "green")
         due = pd.Timestamp(obj["due"]) if pd.notna(obj["due"]) else None
         overdue = bool(
-            due is not None and due.date() < today and float(obj["progress"]) < 100
+            due is not None
+            and due.date() < today
+            and float(obj["progress"]) < 100
             and obj["status"] != "done"
         )
         records.append(
@@ -311,8 +330,7 @@ def header(ctx: PeriodContext) -> Html:
         period=ctx.period_label,
     )
     return Html(
-        f'<div class="qm-header"><h1>{escape(title)}</h1>'
-        f'<p class="qm-sub">{escape(sub)}</p></div>'
+        f'<div class="qm-header"><h1>{escape(title)}</h1><p class="qm-sub">{escape(sub)}</p></div>'
     )
 
 
@@ -330,8 +348,11 @@ def summary(ctx: PeriodContext) -> Section:
         section.add(
             banner(
                 "info",
-                ctx.t("objectives.short_history", found=len(months),
-                      wanted=ctx.params.catalogue.status.trend_months),
+                ctx.t(
+                    "objectives.short_history",
+                    found=len(months),
+                    wanted=ctx.params.catalogue.status.trend_months,
+                ),
             )
         )
     return section
@@ -362,10 +383,18 @@ def attainment(ctx: PeriodContext) -> Section:
         Col(ctx.t("col.target"), lambda r: escape(_target_text(kpis[r["kpi"]])), align="right"),
         Col(ctx.t("col.value"), value, align="right"),
         Col(ctx.t("col.status"), lambda r: badge(r["status"], _status_label(ctx, r["status"]))),
-        Col(ctx.t("col.change"), lambda r: escape(fmt_change(r["change"], r["unit"])), align="right"),
-        Col(ctx.t("col.months_missed"), lambda r: escape(int(r["miss_streak"]) or ""), align="right"),
+        Col(
+            ctx.t("col.change"), lambda r: escape(fmt_change(r["change"], r["unit"])), align="right"
+        ),
+        Col(
+            ctx.t("col.months_missed"), lambda r: escape(int(r["miss_streak"]) or ""), align="right"
+        ),
         Col(ctx.t("col.alert"), alert),
-        Col(ctx.t("col.base"), lambda r: escape(fmt_number(r["denominator"], "count")), align="right"),
+        Col(
+            ctx.t("col.base"),
+            lambda r: escape(fmt_number(r["denominator"], "count")),
+            align="right",
+        ),
     ]
     section.add(table(rows, columns))
     if ctx.is_organisation:
@@ -483,20 +512,34 @@ def warnings(ctx: PeriodContext) -> Section:
     columns = [
         Col(ctx.t("col.department"), lambda r: escape(ctx.dept_name(r["department"]))),
         Col(ctx.t("col.indicator"), lambda r: escape(ctx.kpi_name(r["kpi"]))),
-        Col(ctx.t("col.value"), lambda r: escape(fmt_number(r["value"], r["unit"], 2)), align="right"),
-        Col(ctx.t("col.target"), lambda r: escape(_target_text(ctx.params.kpis[r["kpi"]])), align="right"),
+        Col(
+            ctx.t("col.value"),
+            lambda r: escape(fmt_number(r["value"], r["unit"], 2)),
+            align="right",
+        ),
+        Col(
+            ctx.t("col.target"),
+            lambda r: escape(_target_text(ctx.params.kpis[r["kpi"]])),
+            align="right",
+        ),
         Col(ctx.t("col.months_missed"), lambda r: escape(int(r["miss_streak"])), align="right"),
         Col(
             ctx.t("col.alert"),
-            lambda r: badge("red" if r["alert"] == "support" else "yellow", ctx.t(f"alert.{r['alert']}")),
+            lambda r: badge(
+                "red" if r["alert"] == "support" else "yellow", ctx.t(f"alert.{r['alert']}")
+            ),
         ),
     ]
     if ctx.is_organisation:  # a department's own report names no other unit
         columns.append(Col(ctx.t("col.owner"), lambda r: escape(ctx.params.kpis[r["kpi"]].owner)))
-    return section.add(ctx.t("objectives.warning_rule",
-                             warn=ctx.params.catalogue.status.warning_months,
-                             support=ctx.params.catalogue.status.support_months),
-                       table(now, columns))
+    return section.add(
+        ctx.t(
+            "objectives.warning_rule",
+            warn=ctx.params.catalogue.status.warning_months,
+            support=ctx.params.catalogue.status.support_months,
+        ),
+        table(now, columns),
+    )
 
 
 def plans(ctx: PeriodContext) -> Section:
@@ -529,8 +572,11 @@ def plans(ctx: PeriodContext) -> Section:
     if ctx.is_organisation:
         lead = Col(ctx.t("col.lead"), lambda r: escape(ctx.dept_name(r["department"])))
     else:  # a department's report shows its role, never another department's name
+
         def role(r: pd.Series) -> str:
-            return escape(ctx.t("role.lead" if r["department"] == ctx.department else "role.support"))
+            return escape(
+                ctx.t("role.lead" if r["department"] == ctx.department else "role.support")
+            )
 
         lead = Col(ctx.t("col.role"), role)
     columns = [
@@ -539,7 +585,10 @@ def plans(ctx: PeriodContext) -> Section:
         Col(ctx.t("col.what"), lambda r: escape(r["action"])),
         Col(ctx.t("col.resources"), lambda r: escape(r["resources"])),
         Col(ctx.t("col.who"), who),
-        Col(ctx.t("col.by_when"), lambda r: escape(pd.Timestamp(r["due"]).date() if pd.notna(r["due"]) else "")),
+        Col(
+            ctx.t("col.by_when"),
+            lambda r: escape(pd.Timestamp(r["due"]).date() if pd.notna(r["due"]) else ""),
+        ),
         Col(ctx.t("col.evaluation"), lambda r: escape(r["evaluation"])),
         Col(ctx.t("col.progress"), lambda r: progress_bar(r["progress"])),
         Col(ctx.t("col.status"), state),
@@ -589,12 +638,26 @@ def annual(ctx: PeriodContext) -> Section:
         return render
 
     columns = [
-        Col(ctx.t("col.objective"), lambda r: escape(f"{r['objective_id']} " + (ctx.kpi_name(r["kpi_id"]) if r["kpi_id"] else str(r["kpi"])))),
+        Col(
+            ctx.t("col.objective"),
+            lambda r: escape(
+                f"{r['objective_id']} "
+                + (ctx.kpi_name(r["kpi_id"]) if r["kpi_id"] else str(r["kpi"]))
+            ),
+        ),
         Col(ctx.t("col.measured_on"), lambda r: escape(ctx.dept_name(r["scope"]))),
-        Col(ctx.t("col.annual_target"), lambda r: escape(fmt_number(r["annual_target"], r["unit"], 2)), align="right"),
+        Col(
+            ctx.t("col.annual_target"),
+            lambda r: escape(fmt_number(r["annual_target"], r["unit"], 2)),
+            align="right",
+        ),
         *[Col(ctx.t("col.quarter", q=q), quarter(q), align="right") for q in range(1, 5)],
         Col(ctx.t("col.ytd"), lambda r: escape(fmt_number(r["ytd"], r["unit"], 2)), align="right"),
-        Col(ctx.t("col.projection"), lambda r: escape(fmt_number(r["projection"], r["unit"], 2)), align="right"),
+        Col(
+            ctx.t("col.projection"),
+            lambda r: escape(fmt_number(r["projection"], r["unit"], 2)),
+            align="right",
+        ),
         Col(ctx.t("col.verdict"), lambda r: badge(r["verdict"], ctx.t(f"verdict.{r['verdict']}"))),
     ]
     section.add(ctx.t("objectives.annual_note", year=ctx.year), table(rows, columns))
