@@ -151,3 +151,13 @@ def test_params_are_frozen() -> None:
     params = load_params(REPO / "params")
     with pytest.raises(pydantic.ValidationError):  # frozen model
         params.kpis["staff_turnover"].target = 5  # type: ignore[misc]
+
+
+def test_fast_yaml_loader_reads_the_params_as_the_pure_python_one() -> None:
+    import yaml
+
+    from qmsnb import config
+
+    for file in sorted((REPO / "params").glob("*.yaml")):
+        text = file.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=config._SAFE_LOADER) == yaml.safe_load(text), file.name
