@@ -175,3 +175,17 @@ def test_a_messy_whole_table_is_typed_exactly_or_left_to_the_loader(
     # with the empty row the loader skips, the fast path declines
     _messy_project(params, MESSY_CALLS)
     assert columnar.read_table(path, DATASETS["calls"], params, tmp_path / "b") is None
+
+
+@pytest.mark.parametrize("name", ["complaints", "callbacks"])
+def test_many_distinct_free_text_is_typed_exactly_as_the_loader_types_it(
+    params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # a 12-million-call month has more distinct complaint texts than the limit:
+    # those columns take the column-wise normalisation, not the lookup of values
+    monkeypatch.setattr(columnar, "DISTINCT_LIMIT", 3)
+    folder = params.data_dir / "2026-10"
+    path = io.find_dataset_file(folder, DATASETS[name])
+    frame = columnar.read_table(path, DATASETS[name], params, tmp_path)
+    assert frame is not None
+    pd.testing.assert_frame_equal(frame, io.load(folder, name, params).frame, check_exact=True)

@@ -531,7 +531,7 @@ def read_table(
         elif columns[c].dtype in ("datetime", "date"):
             frame[c] = pd.to_datetime(result[c]).astype("datetime64[us]").array
         else:  # free text: the loader's own normalisation, column-wise
-            frame[c] = io._normalise_text(result[c]).array
+            frame[c] = io._normalise_text(result[c])[0].array
     for derived in dataset.derived:
         frame[derived.name] = derived.compute(frame)
     return frame
