@@ -668,3 +668,81 @@ def test_complaint_counts_on_a_hand_built_frame() -> None:
         ["2026-10", "complaints", "billing", "", 1, 1],
         ["2026-10", "complaints", "network", "broadband_down", 2, 1],
     ]
+
+
+# ---------------------------------------------------------------------------
+# Whole-column baskets and repeat complainants = the group-by-group loops
+# ---------------------------------------------------------------------------
+def _random_tickets(n: int = 3000, seed: int = 7) -> pd.DataFrame:
+    """Tickets typed as the prepared table types them, with ties in time, missing
+    customers, subcategories and times, and repeat customers."""
+    rng = np.random.default_rng(seed)
+    subs = np.array(["broadband_down", "late_visit", "over_charge", "value_added", "rude", ""])
+    created = pd.Timestamp("2026-10-01") + pd.to_timedelta(
+        rng.integers(0, 31 * 24, n), unit="h"
+    )  # hours: many tickets share a time
+    frame = pd.DataFrame(
+        {
+            "ticket_id": [f"T{i:05d}" for i in range(n)],
+            "created_at": pd.Series(created).astype("datetime64[us]"),
+            "department": rng.choice(["complaints", "billing"], n),
+            "category": "network",
+            "subcategory": rng.choice(subs, n),
+            "customer_id": [f"1390000{c:04d}" for c in rng.integers(0, n // 3, n)],
+            "escalated": rng.random(n) < 0.2,
+        }
+    )
+    for column in ("ticket_id", "department", "category", "subcategory", "customer_id"):
+        frame[column] = frame[column].astype("string")
+    frame["escalated"] = frame["escalated"].astype("boolean")
+    frame.loc[rng.random(n) < 0.05, "customer_id"] = pd.NA
+    frame.loc[rng.random(n) < 0.05, "subcategory"] = pd.NA
+    frame.loc[rng.random(n) < 0.02, "created_at"] = pd.NaT
+    frame.loc[rng.random(n) < 0.05, "escalated"] = pd.NA
+    return frame
+
+
+@pytest.mark.parametrize("kind", ["customer", "customer_day", "day"])
+def test_baskets_are_the_group_by_groups_in_key_order(kind: str) -> None:
+    tickets = _random_tickets()
+    frame = tickets.dropna(subset=["subcategory"])
+    frame = frame[frame["subcategory"].astype(str) != ""]
+    keys = rca.BASKETS[kind](frame)
+    ok = keys.notna()
+    items = frame.loc[ok, "subcategory"].astype(str)
+    expected = [frozenset(group) for _, group in items.groupby(keys[ok].to_numpy())]
+    got = rca.baskets(tickets, kind)
+    assert got == expected  # same baskets in the same order: the rules' ties sort alike
+    pd.testing.assert_frame_equal(rca.pair_rules(got, 2), rca.pair_rules(expected, 2))
+    assert rca.baskets(tickets[tickets["subcategory"] == "nothing"], kind) == []
+
+
+@pytest.mark.parametrize("minimum", [1, 2, 3])
+def test_repeat_complainants_are_the_customer_by_customer_loop(minimum: int) -> None:
+    tickets = _random_tickets()
+    frame = tickets.dropna(subset=["customer_id"]).sort_values("created_at")
+    sizes = frame.groupby("customer_id").size()
+    repeat = sizes[sizes >= minimum].index
+    rows = []
+    for customer, group in frame[frame["customer_id"].isin(repeat)].groupby("customer_id"):
+        subs = group["subcategory"].astype("string").fillna("")
+        rows.append(
+            {
+                "customer_id": customer,
+                "tickets": len(group),
+                "subcategories": list(dict.fromkeys(subs)),
+                "first": group["created_at"].iloc[0],
+                "last": group["created_at"].iloc[-1],
+                "escalated": int(group["escalated"].astype("boolean").fillna(False).sum()),
+            }
+        )
+    columns = ["customer_id", "tickets", "subcategories", "first", "last", "escalated"]
+    expected = (
+        pd.DataFrame(rows, columns=columns)
+        .sort_values(["tickets", "last"], ascending=[False, False])
+        .reset_index(drop=True)
+    )
+    got = rca.repeat_complainants(tickets, minimum)
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert rca.repeat_complainants(tickets, 10_000).empty

@@ -339,19 +339,46 @@ def repeat_complainants(tickets: pd.DataFrame, min_tickets: int = 2) -> pd.DataF
     frame = tickets.dropna(subset=["customer_id"]).sort_values("created_at")
     sizes = frame.groupby("customer_id").size()
     repeat = sizes[sizes >= min_tickets].index
-    rows = []
-    for customer, group in frame[frame["customer_id"].isin(repeat)].groupby("customer_id"):
-        subs = group["subcategory"].astype("string").fillna("")
-        rows.append(
-            {
-                "customer_id": customer,
-                "tickets": len(group),
-                "subcategories": list(dict.fromkeys(subs)),
-                "first": group["created_at"].iloc[0],
-                "last": group["created_at"].iloc[-1],
-                "escalated": int(group["escalated"].astype("boolean").fillna(False).sum()),
-            }
+    part = frame[frame["customer_id"].isin(repeat)]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    # whole-column group-bys (a month of a provincial centre has thousands of repeat
+    # complainants: a Python loop over the groups took seconds); groups keep the
+    # tickets in time order, so first / last / distinct subcategories are as listed
+    part = part.assign(
+        subcategory=part["subcategory"].astype("string").fillna(""),
+        escalated=part["escalated"].astype("boolean").fillna(False),
+    )
+    groups = part.groupby("customer_id")
+    counts = groups.size()
+    customers = counts.index
+    first = part.drop_duplicates("customer_id", keep="first").set_index("customer_id")
+    last = part.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    subs = (
+        part.drop_duplicates(["customer_id", "subcategory"])
+        .groupby("customer_id")["subcategory"]
+        .agg(list)
+    )
+    escalated = groups["escalated"].sum()
+    rows = [
+        {
+            "customer_id": customer,
+            "tickets": int(n),
+            "subcategories": list(s),
+            "first": f,
+            "last": la,
+            "escalated": int(e),
+        }
+        for customer, n, s, f, la, e in zip(
+            customers,
+            counts.to_numpy(),
+            subs.reindex(customers),
+            first["created_at"].reindex(customers),
+            last["created_at"].reindex(customers),
+            escalated.reindex(customers).to_numpy(),
+            strict=True,
         )
+    ]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["tickets", "last"], ascending=[False, False]).reset_index(drop=True)
 
@@ -400,7 +427,20 @@ def baskets(
     keys = BASKETS[kind](frame)
     ok = keys.notna()
     items = frame.loc[ok, item].astype(str)
-    return [frozenset(group) for _, group in items.groupby(keys[ok].to_numpy())]
+    if items.empty:
+        return []
+    # one basket per key, in sorted key order (as a group-by gives them), built
+    # from the distinct (key, item) pairs: iterating 600,000 groups took ~9 s
+    key_codes, _ = pd.factorize(keys[ok].astype("string[pyarrow]").array, sort=True)
+    item_codes, names = pd.factorize(items.to_numpy())
+    width = np.int64(len(names))
+    pairs = np.sort(np.asarray(key_codes, dtype=np.int64) * width + item_codes)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    owners = pairs // width
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    ends = np.r_[starts[1:], len(pairs)]
+    values = np.asarray(names, dtype=object)[pairs % width].tolist()
+    return [frozenset(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def pair_rules(
