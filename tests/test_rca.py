@@ -746,3 +746,33 @@ def test_repeat_complainants_are_the_customer_by_customer_loop(minimum: int) -> 
     assert len(got) > 0
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert rca.repeat_complainants(tickets, 10_000).empty
+
+
+def test_lazy_prepared_tables_read_each_table_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmsnb import io, prepare
+
+    frames = {
+        "complaint_counts": _counts([("2026-10", "complaints", "network", "rude", 3)]),
+        "complaint_tickets": _random_tickets(50),
+    }
+    for name, frame in frames.items():
+        io.write_parquet(tmp_path / f"{name}.parquet", frame)
+    meta = {"tables": [*frames, "not_written"]}
+    eager = prepare.read_tables(tmp_path, meta)
+    read: list[str] = []
+    real = io.read_parquet
+    monkeypatch.setattr(
+        io, "read_parquet", lambda path, *a, **k: read.append(path.stem) or real(path, *a, **k)
+    )
+    lazy = prepare.read_tables(tmp_path, meta, lazy=True)
+    assert sorted(lazy) == sorted(eager) == sorted(frames) and read == []
+    pd.testing.assert_frame_equal(lazy["complaint_counts"], eager["complaint_counts"])
+    lazy.get("complaint_counts")
+    assert read == ["complaint_counts"]  # read once, only what was asked for
+    pd.testing.assert_frame_equal(lazy["complaint_tickets"], eager["complaint_tickets"])
+    assert lazy.get("not_written") is None and "not_written" not in lazy
+    context = PeriodContext.__new__(PeriodContext)
+    context.tables = lazy
+    assert context.table("not_written").empty

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,8 +41,8 @@ class PeriodContext:
     registers: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     #: Further prepared tables (``complaint_counts``, ``complaint_tickets``,
-    #: ``risks_previous``, ...).
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: ``risks_previous``, ...); from a batch's prepared folder, read on first use.
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     #: Opened on a batch's prepared tables (a report being built), not interactively.
     batch: bool = False
     #: The data-quality gate's result for the period (``gate.json``), if there is one.
@@ -126,7 +127,7 @@ def open_period(
     language = check_lang(lang or params.organisation.report_language)
     if prepared_dir:
         kpi, regs, meta = prepare.read_prepared(Path(prepared_dir))
-        tables = prepare.read_tables(Path(prepared_dir), meta)
+        tables = prepare.read_tables(Path(prepared_dir), meta, lazy=True)
         gate_file = Path(prepared_dir).parent / GATE_FILE
     else:
         with tempfile.TemporaryDirectory(prefix="qmsnb-prepared-") as tmp:
