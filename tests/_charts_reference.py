@@ -8,14 +8,17 @@ factories with: one ``add_trace`` / ``update_*`` call at a time on a figure from
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qmsnb.display import STATUS_COLOURS
+from qmsnb import charts
+from qmsnb.analysis.rca import LOWER_BONES, ROW_PX, UPPER_BONES, bone_label, fishbone_layout, wrap
+from qmsnb.display import STATUS_COLOURS, escape
 
 FONT = "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, Arial, sans-serif"
 LINE = "#1a73e8"
@@ -576,3 +579,175 @@ def before_after(
     fig.update_xaxes(tickangle=-45, tickfont={"size": 9}, type="category")
     fig.update_yaxes(tickfont={"size": 9})
     return style(fig, title, height=max(320, rows * 260 + 100))
+
+
+# --- qmsnb.analysis.rca's figures, as they were built ----------------------------
+def fishbone_figure(
+    causes: pd.DataFrame,
+    problem: str,
+    lang: str,
+    title: str | None = None,
+    evidence_label: str = "evidence",
+) -> go.Figure:
+    """An Ishikawa diagram: the problem at the head, the six bones labelled in zh
+    and en, each cause on its bone with its evidence count.
+
+    Each bone is one scatter trace named after it (``meta`` = the bone id), its
+    points the causes (``customdata`` = cause text, evidence count); text is
+    wrapped and cut to two lines with the full text on hover. The diagram grows
+    taller with the fullest bone, so 30+ causes stay legible.
+
+    Args:
+        causes: rows with ``bone``, ``cause``, ``evidence_count``.
+    """
+    points, height = fishbone_layout(causes)
+    fig = go.Figure()
+    spine_end = 3.35
+    line = {"color": "#455a64", "width": 3}
+    fig.add_trace(
+        go.Scatter(
+            x=[0.3, spine_end],
+            y=[0, 0],
+            mode="lines",
+            line=line,
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    for bones, sign in ((UPPER_BONES, 1), (LOWER_BONES, -1)):
+        for k, bone in enumerate(bones):
+            junction = k + 1.0
+            fig.add_trace(
+                go.Scatter(
+                    x=[junction - 0.5, junction],
+                    y=[sign * height, 0],
+                    mode="lines",
+                    line={"color": "#607d8b", "width": 2},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+            fig.add_annotation(
+                x=junction - 0.5,
+                y=sign * (height + 0.55),
+                text=f"<b>{escape(bone_label(bone, lang))}</b>",
+                showarrow=False,
+                font={"size": 14, "color": "#263238"},
+                bgcolor="#eceff1",
+                bordercolor="#90a4ae",
+                borderpad=4,
+            )
+            mine = [p for p in points if p.bone == bone]
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.x for p in mine],
+                    y=[p.y for p in mine],
+                    mode="markers+text",
+                    name=bone_label(bone, lang),
+                    meta=bone,
+                    marker={
+                        "size": [8 + min(10, math.sqrt(max(p.evidence, 0))) for p in mine],
+                        "color": charts.LINE,
+                        "line": {"color": "white", "width": 1},
+                    },
+                    text=[f"{wrap(p.cause)} <b>({p.evidence})</b>" for p in mine],
+                    textposition="middle left",
+                    textfont={"size": 11, "color": "#37474f"},
+                    customdata=[[p.cause, p.evidence] for p in mine],
+                    hovertemplate=(
+                        "%{customdata[0]}<br>"
+                        + escape(evidence_label)
+                        + ": %{customdata[1]}<extra>"
+                        + escape(bone_label(bone, lang))
+                        + "</extra>"
+                    ),
+                    showlegend=False,
+                )
+            )
+    fig.add_annotation(
+        x=spine_end,
+        y=0,
+        xanchor="left",
+        text=f"<b>{wrap(problem, 22, 5)}</b>",
+        showarrow=False,
+        align="left",
+        font={"size": 13, "color": "#ffffff"},
+        bgcolor=STATUS_COLOURS["red"],
+        bordercolor=STATUS_COLOURS["red"],
+        borderpad=8,
+    )
+    fig.update_xaxes(visible=False, range=[-0.75, 4.25], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-height - 1.1, height + 1.1], fixedrange=True)
+    fig = charts.style(fig, title, height=int(max(460, 2 * (height + 1.1) * ROW_PX + 90)))
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10})
+    return fig
+
+
+def pareto_figure(
+    rows: pd.DataFrame, labels: Sequence[str], title: str, cut: float, names: Mapping[str, str]
+) -> go.Figure:
+    """Bars (vital few dark, the rest light) with the cumulative share line and the cut.
+
+    Args:
+        rows: :func:`pareto` output.
+        labels: one axis label per row.
+        names: translated ``tickets``, ``cumulative``, ``vital``, ``others``, ``cut``.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    labels = list(labels)
+    for vital, colour, name in (
+        (True, charts.LINE, names["vital"]),
+        (False, "#bdbdbd", names["others"]),
+    ):
+        mask = (rows["vital"] == vital).to_numpy()
+        if not mask.any():
+            continue
+        part = rows[mask]
+        fig.add_trace(
+            go.Bar(
+                x=[label for label, m in zip(labels, mask, strict=True) if m],
+                y=part["tickets"].tolist(),
+                marker={"color": colour},
+                name=name,
+                customdata=part["share"].round(1).tolist(),
+                hovertemplate="%{x}: %{y} (%{customdata}%)<extra></extra>",
+                text=part["tickets"].tolist(),
+                textposition="outside",
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=list(labels),
+            y=rows["cumulative"].round(1).tolist(),
+            mode="lines+markers",
+            name=names["cumulative"],
+            line={"color": STATUS_COLOURS["red"], "width": 2},
+            hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=list(labels),
+            y=[cut] * len(rows),
+            mode="lines",
+            name=names["cut"],
+            line={"color": charts.TARGET, "width": 1, "dash": "dash"},
+            hoverinfo="skip",
+        ),
+        secondary_y=True,
+    )
+    vital = int(rows["vital"].sum())
+    if 0 < vital < len(rows):
+        fig.add_vrect(
+            x0=-0.5, x1=vital - 0.5, fillcolor="#e8f0fe", opacity=0.5, line_width=0, layer="below"
+        )
+    fig.update_yaxes(title_text=names["tickets"], secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(range=[0, 105], ticksuffix="%", secondary_y=True, showgrid=False)
+    fig.update_xaxes(tickangle=-40, automargin=True, categoryorder="array", categoryarray=labels)
+    fig = charts.style(fig, title, height=440)
+    fig.update_layout(legend={"orientation": "h", "y": -0.38}, margin={"b": 110})
+    return fig

@@ -12,10 +12,12 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.io as pio
 import pytest
 
 from qmsnb import charts
+from qmsnb.analysis import rca
 from tests import _charts_reference as reference
 
 MONTHS = [f"2026-{m:02d}" for m in range(1, 13)]
@@ -177,3 +179,36 @@ def test_figure_lays_entries_over_the_house_style() -> None:
     assert fig.layout.margin.b == 90 and fig.layout.margin.l == 50
     assert fig.layout.title.text == "Title" and fig.layout.height == 400
     assert fig.layout.template.layout.plot_bgcolor == "white"
+
+
+def _fishbone_causes() -> pd.DataFrame:
+    rows = [
+        {
+            "bone": bone,
+            "cause": f"{bone} <原因> {i}:设备和流程都需要再核实一下的长原因",
+            "evidence_count": i,
+        }
+        for bone, n in {"people": 4, "machine": 1, "method": 3, "measurement": 2}.items()
+        for i in range(n)
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("title", [None, "鱼骨图"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_fishbone_figure_is_the_one_built_call_by_call(title: str | None, lang: str) -> None:
+    causes = _fishbone_causes()
+    for frame in (causes, causes.head(0)):
+        args = (frame, "宽带断网投诉激增 <b>", lang, title, "证据")
+        assert _spec(rca.fishbone_figure(*args)) == _spec(reference.fishbone_figure(*args))
+
+
+@pytest.mark.parametrize("cut", [50.0, 80.0, 100.0])
+def test_pareto_figure_is_the_one_built_call_by_call(cut: float) -> None:
+    counts = pd.DataFrame({"category": list("abcdefg"), "tickets": [40, 25, 12, 9, 7, 5, 2]})
+    rows = rca.pareto(counts, "category", cut)
+    names = {k: k.title() for k in ("tickets", "cumulative", "vital", "others", "cut")}
+    labels = [f"<{c}>" for c in rows["category"]]
+    for title in ("Pareto", ""):
+        args = (rows, labels, title, cut, names)
+        assert _spec(rca.pareto_figure(*args)) == _spec(reference.pareto_figure(*args))

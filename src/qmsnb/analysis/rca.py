@@ -615,86 +615,96 @@ def fishbone_figure(
         causes: rows with ``bone``, ``cause``, ``evidence_count``.
     """
     points, height = fishbone_layout(causes)
-    fig = go.Figure()
     spine_end = 3.35
-    line = {"color": "#455a64", "width": 3}
-    fig.add_trace(
-        go.Scatter(
-            x=[0.3, spine_end],
-            y=[0, 0],
-            mode="lines",
-            line=line,
-            hoverinfo="skip",
-            showlegend=False,
-        )
-    )
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": [0.3, spine_end],
+            "y": [0, 0],
+            "mode": "lines",
+            "line": {"color": "#455a64", "width": 3},
+            "hoverinfo": "skip",
+            "showlegend": False,
+        }
+    ]
+    notes: list[dict[str, Any]] = []
     for bones, sign in ((UPPER_BONES, 1), (LOWER_BONES, -1)):
         for k, bone in enumerate(bones):
             junction = k + 1.0
-            fig.add_trace(
-                go.Scatter(
-                    x=[junction - 0.5, junction],
-                    y=[sign * height, 0],
-                    mode="lines",
-                    line={"color": "#607d8b", "width": 2},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": [junction - 0.5, junction],
+                    "y": [sign * height, 0],
+                    "mode": "lines",
+                    "line": {"color": "#607d8b", "width": 2},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                }
             )
-            fig.add_annotation(
-                x=junction - 0.5,
-                y=sign * (height + 0.55),
-                text=f"<b>{escape(bone_label(bone, lang))}</b>",
-                showarrow=False,
-                font={"size": 14, "color": "#263238"},
-                bgcolor="#eceff1",
-                bordercolor="#90a4ae",
-                borderpad=4,
+            notes.append(
+                {
+                    "x": junction - 0.5,
+                    "y": sign * (height + 0.55),
+                    "text": f"<b>{escape(bone_label(bone, lang))}</b>",
+                    "showarrow": False,
+                    "font": {"size": 14, "color": "#263238"},
+                    "bgcolor": "#eceff1",
+                    "bordercolor": "#90a4ae",
+                    "borderpad": 4,
+                }
             )
             mine = [p for p in points if p.bone == bone]
-            fig.add_trace(
-                go.Scatter(
-                    x=[p.x for p in mine],
-                    y=[p.y for p in mine],
-                    mode="markers+text",
-                    name=bone_label(bone, lang),
-                    meta=bone,
-                    marker={
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": [p.x for p in mine],
+                    "y": [p.y for p in mine],
+                    "mode": "markers+text",
+                    "name": bone_label(bone, lang),
+                    "meta": bone,
+                    "marker": {
                         "size": [8 + min(10, math.sqrt(max(p.evidence, 0))) for p in mine],
                         "color": charts.LINE,
                         "line": {"color": "white", "width": 1},
                     },
-                    text=[f"{wrap(p.cause)} <b>({p.evidence})</b>" for p in mine],
-                    textposition="middle left",
-                    textfont={"size": 11, "color": "#37474f"},
-                    customdata=[[p.cause, p.evidence] for p in mine],
-                    hovertemplate=(
+                    "text": [f"{wrap(p.cause)} <b>({p.evidence})</b>" for p in mine],
+                    "textposition": "middle left",
+                    "textfont": {"size": 11, "color": "#37474f"},
+                    "customdata": [[p.cause, p.evidence] for p in mine],
+                    "hovertemplate": (
                         "%{customdata[0]}<br>"
                         + escape(evidence_label)
                         + ": %{customdata[1]}<extra>"
                         + escape(bone_label(bone, lang))
                         + "</extra>"
                     ),
-                    showlegend=False,
-                )
+                    "showlegend": False,
+                }
             )
-    fig.add_annotation(
-        x=spine_end,
-        y=0,
-        xanchor="left",
-        text=f"<b>{wrap(problem, 22, 5)}</b>",
-        showarrow=False,
-        align="left",
-        font={"size": 13, "color": "#ffffff"},
-        bgcolor=STATUS_COLOURS["red"],
-        bordercolor=STATUS_COLOURS["red"],
-        borderpad=8,
+    notes.append(
+        {
+            "x": spine_end,
+            "y": 0,
+            "xanchor": "left",
+            "text": f"<b>{wrap(problem, 22, 5)}</b>",
+            "showarrow": False,
+            "align": "left",
+            "font": {"size": 13, "color": "#ffffff"},
+            "bgcolor": STATUS_COLOURS["red"],
+            "bordercolor": STATUS_COLOURS["red"],
+            "borderpad": 8,
+        }
     )
-    fig.update_xaxes(visible=False, range=[-0.75, 4.25], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[-height - 1.1, height + 1.1], fixedrange=True)
-    fig = charts.style(fig, title, height=int(max(460, 2 * (height + 1.1) * ROW_PX + 90)))
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10})
-    return fig
+    layout = {
+        "annotations": notes,
+        "xaxis": {"visible": False, "range": [-0.75, 4.25], "fixedrange": True},
+        "yaxis": {"visible": False, "range": [-height - 1.1, height + 1.1], "fixedrange": True},
+        "margin": {"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+    }
+    return charts.figure(
+        traces, layout, title, height=int(max(460, 2 * (height + 1.1) * ROW_PX + 90))
+    )
 
 
 def problems(causes: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -1202,10 +1212,8 @@ def pareto_figure(
         labels: one axis label per row.
         names: translated ``tickets``, ``cumulative``, ``vital``, ``others``, ``cut``.
     """
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
     labels = list(labels)
+    traces: list[dict[str, Any]] = []
     for vital, colour, name in (
         (True, charts.LINE, names["vital"]),
         (False, "#bdbdbd", names["others"]),
@@ -1214,52 +1222,92 @@ def pareto_figure(
         if not mask.any():
             continue
         part = rows[mask]
-        fig.add_trace(
-            go.Bar(
-                x=[label for label, m in zip(labels, mask, strict=True) if m],
-                y=part["tickets"].tolist(),
-                marker={"color": colour},
-                name=name,
-                customdata=part["share"].round(1).tolist(),
-                hovertemplate="%{x}: %{y} (%{customdata}%)<extra></extra>",
-                text=part["tickets"].tolist(),
-                textposition="outside",
-            ),
-            secondary_y=False,
+        traces.append(
+            {
+                "type": "bar",
+                "x": [label for label, m in zip(labels, mask, strict=True) if m],
+                "y": part["tickets"].tolist(),
+                "marker": {"color": colour},
+                "name": name,
+                "customdata": part["share"].round(1).tolist(),
+                "hovertemplate": "%{x}: %{y} (%{customdata}%)<extra></extra>",
+                "text": part["tickets"].tolist(),
+                "textposition": "outside",
+                "xaxis": "x",
+                "yaxis": "y",
+            }
         )
-    fig.add_trace(
-        go.Scatter(
-            x=list(labels),
-            y=rows["cumulative"].round(1).tolist(),
-            mode="lines+markers",
-            name=names["cumulative"],
-            line={"color": STATUS_COLOURS["red"], "width": 2},
-            hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
-        ),
-        secondary_y=True,
+    traces.append(
+        {
+            "type": "scatter",
+            "x": list(labels),
+            "y": rows["cumulative"].round(1).tolist(),
+            "mode": "lines+markers",
+            "name": names["cumulative"],
+            "line": {"color": STATUS_COLOURS["red"], "width": 2},
+            "hovertemplate": "%{x}: %{y:.1f}%<extra></extra>",
+            "xaxis": "x",
+            "yaxis": "y2",
+        }
     )
-    fig.add_trace(
-        go.Scatter(
-            x=list(labels),
-            y=[cut] * len(rows),
-            mode="lines",
-            name=names["cut"],
-            line={"color": charts.TARGET, "width": 1, "dash": "dash"},
-            hoverinfo="skip",
-        ),
-        secondary_y=True,
+    traces.append(
+        {
+            "type": "scatter",
+            "x": list(labels),
+            "y": [cut] * len(rows),
+            "mode": "lines",
+            "name": names["cut"],
+            "line": {"color": charts.TARGET, "width": 1, "dash": "dash"},
+            "hoverinfo": "skip",
+            "xaxis": "x",
+            "yaxis": "y2",
+        }
     )
+    # the axes make_subplots(specs=[[{"secondary_y": True}]]) lays out
+    layout: dict[str, Any] = {
+        "xaxis": {
+            "anchor": "y",
+            "domain": [0.0, 0.94],
+            "tickangle": -40,
+            "automargin": True,
+            "categoryorder": "array",
+            "categoryarray": labels,
+        },
+        "yaxis": {
+            "anchor": "x",
+            "domain": [0.0, 1.0],
+            "title": {"text": names["tickets"]},
+            "rangemode": "tozero",
+        },
+        "yaxis2": {
+            "anchor": "x",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 105],
+            "ticksuffix": "%",
+            "showgrid": False,
+        },
+        "legend": {"orientation": "h", "y": -0.38},
+        "margin": {"b": 110},
+    }
     vital = int(rows["vital"].sum())
     if 0 < vital < len(rows):
-        fig.add_vrect(
-            x0=-0.5, x1=vital - 0.5, fillcolor="#e8f0fe", opacity=0.5, line_width=0, layer="below"
-        )
-    fig.update_yaxes(title_text=names["tickets"], secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(range=[0, 105], ticksuffix="%", secondary_y=True, showgrid=False)
-    fig.update_xaxes(tickangle=-40, automargin=True, categoryorder="array", categoryarray=labels)
-    fig = charts.style(fig, title, height=440)
-    fig.update_layout(legend={"orientation": "h", "y": -0.38}, margin={"b": 110})
-    return fig
+        layout["shapes"] = [
+            {
+                "type": "rect",
+                "x0": -0.5,
+                "x1": vital - 0.5,
+                "xref": "x",
+                "y0": 0,
+                "y1": 1,
+                "yref": "y domain",
+                "fillcolor": "#e8f0fe",
+                "opacity": 0.5,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        ]
+    return charts.figure(traces, layout, title, height=440)
 
 
 def _pareto_names(ctx: PeriodContext) -> dict[str, str]:
