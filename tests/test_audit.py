@@ -762,3 +762,21 @@ def test_notebook_runs_through_the_runner(project: Path, browser) -> None:
     assert visit.console_errors == [] and visit.page_errors == [] and visit.dialogs == []
     assert visit.blocked_requests == []
     assert visit.page.locator(".js-plotly-plot").count() >= 5
+
+
+def test_process_label_names_the_first_row_of_each_processes_frame() -> None:
+    from types import SimpleNamespace
+
+    from qmsnb.analysis.audit import process_label
+
+    ctx = SimpleNamespace()
+    first = pd.DataFrame(
+        {"process_id": ["P1", "P2", "P1"], "process_name": ["服务提供", "投诉处理", "重复"]}
+    )
+    assert process_label(ctx, "P1", first) == "P1 服务提供"  # the first row of P1
+    assert process_label(ctx, "P2", first) == "P2 投诉处理"
+    assert process_label(ctx, "P9", first) == "P9"
+    other = pd.DataFrame({"process_id": ["P1"], "process_name": ["另一个"]})
+    assert process_label(ctx, "P1", other) == "P1 另一个"  # another frame: its own names
+    numbered = pd.DataFrame({"process_id": [7], "process_name": ["编号"]})
+    assert process_label(ctx, "7", numbered) == "7 编号"  # ids compared as text

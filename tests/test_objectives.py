@@ -83,3 +83,14 @@ def test_organisation_view_has_department_heatmap(demo_project: Path) -> None:
     heatmap = section.figures[0]
     assert "Hotline Operations" in list(heatmap.data[0].y)
     assert "Complaint centre direct resolution" in list(heatmap.data[0].x)
+
+
+def test_objective_rows_are_computed_once_and_handed_out_as_copies(demo_project: Path) -> None:
+    ctx = open_period("2026-10", "organisation", lang="en", params_dir=demo_project / "params")
+    rows = obj.objective_rows(ctx)
+    assert not rows.empty
+    pd.testing.assert_frame_equal(rows, obj._objective_rows(ctx))
+    rows.loc[:, "verdict"] = "changed"
+    again = obj.objective_rows(ctx)
+    assert "changed" not in set(again["verdict"])
+    assert again is not obj.objective_rows(ctx)

@@ -841,9 +841,19 @@ def view(ctx: PeriodContext) -> AuditView:
 # Sections
 # ---------------------------------------------------------------------------
 def process_label(ctx: PeriodContext, process_id: str, processes: pd.DataFrame) -> str:
-    hit = processes[processes["process_id"].astype(str) == process_id]
-    name = str(hit.iloc[0]["process_name"]) if len(hit) else ""
-    return f"{process_id} {name}".strip()
+    """``process_id`` and the name of its first row in ``processes``."""
+    # a report labels hundreds of rows: the names are looked up in a dict made once
+    # per processes frame (kept on the context), not by filtering the frame each time
+    cached = getattr(ctx, "_process_names", None)
+    if cached is None or cached[0] is not processes:
+        names: dict[str, str] = {}
+        for pid, name in zip(
+            processes["process_id"].astype(str), processes["process_name"], strict=True
+        ):
+            names.setdefault(pid, str(name))
+        cached = (processes, names)
+        object.__setattr__(ctx, "_process_names", cached)
+    return f"{process_id} {cached[1].get(process_id, '')}".strip()
 
 
 def _grade_label(ctx: PeriodContext, grade: str) -> str:

@@ -269,7 +269,19 @@ def projection(values: pd.DataFrame, year: int, upto: str, recent: int = 3) -> f
 
 
 def objective_rows(ctx: PeriodContext) -> pd.DataFrame:
-    """Objectives in scope with KPI, YTD, quarter actuals, projection and verdict."""
+    """Objectives in scope with KPI, YTD, quarter actuals, projection and verdict.
+
+    Computed once per context (several sections show them); each call gets its
+    own copy of the frame.
+    """
+    cached = getattr(ctx, "_objective_rows", None)
+    if cached is None:
+        cached = _objective_rows(ctx)
+        object.__setattr__(ctx, "_objective_rows", cached)
+    return cached.copy()
+
+
+def _objective_rows(ctx: PeriodContext) -> pd.DataFrame:
     objectives = objectives_in_scope(ctx)
     margin = ctx.params.catalogue.status.yellow_margin
     today = Period.parse(ctx.period).end
