@@ -38,6 +38,8 @@ from bench_batch import REPO, qmsnb, reports
 WORK = REPO / "benchmarks" / "work" / "scale12m"
 CALLS = 12_000_000
 PERIOD, PREVIOUS = "2026-10", "2026-09"
+#: What the benchmark copies from the repository: the run gates the exports too.
+PROJECT_FOLDERS = ("params", "notebooks", "expectations")
 
 _PREPARE = textwrap.dedent(
     """
@@ -62,8 +64,8 @@ def _build() -> None:
         return
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    shutil.copytree(REPO / "params", WORK / "params")
-    shutil.copytree(REPO / "notebooks", WORK / "notebooks")
+    for folder in PROJECT_FOLDERS:
+        shutil.copytree(REPO / folder, WORK / folder)
     built = measure(
         [
             qmsnb(),
@@ -88,7 +90,7 @@ def _build() -> None:
 
 def _sync_project() -> None:
     """The repository's current params and notebooks (the plan may have grown)."""
-    for name in ("params", "notebooks"):
+    for name in PROJECT_FOLDERS:
         shutil.rmtree(WORK / name, ignore_errors=True)
         shutil.copytree(REPO / name, WORK / name)
 
@@ -125,7 +127,7 @@ def _csv_twin() -> Path:
             f"COPY (SELECT * FROM read_parquet('{source}')) TO '{month / 'calls.csv'}' "
             "(HEADER, DELIMITER ',')"
         )
-    for name in ("params", "notebooks"):
+    for name in PROJECT_FOLDERS:
         shutil.rmtree(twin / name, ignore_errors=True)
         shutil.copytree(WORK / name, twin / name)
     return twin
