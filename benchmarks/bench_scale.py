@@ -49,7 +49,7 @@ _PREPARE = textwrap.dedent(
     from qmsnb.config import load_params
     params = load_params(Path(sys.argv[1]))
     started = time.perf_counter()
-    values, info = prepare._month_values(params, sys.argv[2], Path(sys.argv[3]), strict=True)
+    values, info = prepare._month_values(params, sys.argv[2], Path(sys.argv[3]))
     seconds = time.perf_counter() - started
     values.to_json(sys.argv[4], orient="records")
     print(json.dumps({"seconds": seconds, "rows": len(values),
