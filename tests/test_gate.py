@@ -525,6 +525,61 @@ def test_the_large_table_path_finds_the_same(
     assert (result.status, _found(result)) == (expected[2], expected[3])
 
 
+@pytest.mark.parametrize(
+    ("name", "dataset", "status", "failures", "notes"), CASES, ids=[c[0] for c in CASES]
+)
+def test_distinct_values_judged_once_find_the_same_rows(
+    checker: gate.Gate,
+    name: str,
+    dataset: str,
+    status: str,
+    failures: set[Any],
+    notes: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Row-wise expectations on a compact frame (every column compacted, however
+    many distinct values): the same counts and row numbers in the original file."""
+    monkeypatch.setattr(gate, "LARGE_TABLE", 1)
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 1.0)
+    compacted: list[int] = []
+    original = gate._compact
+
+    def spy(view: pd.DataFrame, columns: Any) -> Any:
+        found = original(view, columns)
+        if found is not None:
+            compacted.append(len(found.frame))
+        return found
+
+    monkeypatch.setattr(gate, "_compact", spy)
+    result = _validate(checker, name, dataset)
+    assert (result.status, _found(result)) == (status, failures)
+    if result.checks:
+        assert compacted
+
+
+def test_a_compact_frame_maps_failing_values_to_every_row_holding_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 0.7)  # 4 combinations in 6 rows
+    view = pd.DataFrame(
+        {
+            io.ROW: [2, 3, 4, 5, 6, 7],
+            "queue": pd.Categorical(["vip", "bad", "vip", None, "bad", "night"]),
+            "wait": [1.0, 2.0, 1.0, float("nan"), 2.0, 1.0],
+        }
+    )
+    compact = gate._compact(view, ["queue", "wait"])
+    assert compact is not None
+    assert compact.frame[io.ROW].tolist() == [2, 3, 5, 7]  # first row of each combination
+    assert compact.frame["queue"].tolist()[:2] == ["vip", "bad"]
+    assert compact.counts.tolist() == [2, 2, 1, 1]
+    bad = compact.frame.loc[compact.frame["queue"] == "bad", gate.VALUE_COL].tolist()
+    assert compact.failing(bad) == (2, [3, 6])
+    # a column with a value per row is left alone
+    unique = pd.DataFrame({io.ROW: range(2, 12), "id": [f"K{i}" for i in range(10)]})
+    assert gate._compact(unique, ["id"]) is None
+
+
 # ---------------------------------------------------------------------------
 # The gate in the batch (three runs in one project: the gate cache is shared)
 # ---------------------------------------------------------------------------
