@@ -949,13 +949,23 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
     _convert(frame, table, params)
 
 
-def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = None) -> LoadedTable:
+def read_dataset(
+    path: Path,
+    dataset: Dataset | str,
+    params: Params | None = None,
+    *,
+    sha256: str | None = None,
+) -> LoadedTable:
     """Read one file of ``dataset`` into a typed table, collecting what could not be read.
 
     The file is opened read-only. Values that cannot be converted to their
     column's type are collected in ``.problems`` with their row numbers in the
     original file; the data-quality gate (:mod:`qmsnb.gate`) decides what they
     mean and checks every rule. A file that cannot be read at all raises.
+
+    Args:
+        sha256: the file's sha256 when the caller has just computed it (a
+            12-million-row CSV is a second's read to hash again).
 
     Raises:
         DataError: the file does not exist, is empty, binary, in an unknown
@@ -965,7 +975,9 @@ def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = Non
     path = Path(path)
     if not path.is_file():
         raise DataError("error.data.missing_file", file=str(path), dataset=dataset.id)
-    table = LoadedTable(dataset=dataset, path=path, sha256=sha256_file(path), frame=pd.DataFrame())
+    table = LoadedTable(
+        dataset=dataset, path=path, sha256=sha256 or sha256_file(path), frame=pd.DataFrame()
+    )
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         _read_parquet_file(path, table, params)
