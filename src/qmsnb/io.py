@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -518,10 +519,13 @@ def _already_typed(column: Column, raw: pd.Series) -> _Converted | None:
     if column.dtype == "float" and numeric:
         return _Converted(raw.astype("float64"))
     if column.dtype == "int" and numeric:
-        values = raw.astype("float64")
-        fractional = values.notna() & (values != values.round())
+        values = raw.to_numpy(dtype="float64", na_value=np.nan)
+        rounded = np.round(values)
+        missing = np.isnan(values)
+        fractional = pd.Series(~missing & (values != rounded))
+        rounded[missing] = 0  # masked below; NaN does not cast to int64
         return _Converted(
-            values.round().astype("Int64"),
+            pd.Series(pd.arrays.IntegerArray(rounded.astype("int64"), missing)),
             [("not_an_integer", _EXPECTED_TYPE["int"], fractional)],
         )
     if column.dtype == "bool" and pd.api.types.is_bool_dtype(dtype):
@@ -900,7 +904,10 @@ def _read_csv_fast(path: Path, table: LoadedTable, params: Params | None) -> boo
     if header_index:
         table.notes.append(("note.title_rows", {"rows": header_index}))
     table.unknown_columns = [h.strip() for h in headers if h not in mapped and h.strip()]
-    frame = arrow.rename_columns([mapped[c] for c in arrow.column_names]).to_pandas(
+    # renamed first: self_destruct frees each Arrow column as it is converted only
+    # when no other table (the one before renaming) still holds its buffers
+    arrow = arrow.rename_columns([mapped[c] for c in arrow.column_names])
+    frame = arrow.to_pandas(
         self_destruct=True, split_blocks=True, types_mapper={pa.bool_(): pd.BooleanDtype()}.get
     )
     del arrow
@@ -990,6 +997,11 @@ def read_dataset(
     else:
         table.notes.clear()
         _typed_from_grid(_raw_grid(path, table), table, params)
+    if suffix in (".csv", ".parquet") and "pyarrow" in sys.modules:
+        # Arrow's allocator keeps freed blocks for reuse: hand the read's back
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
     return table
 
 
