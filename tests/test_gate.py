@@ -725,3 +725,72 @@ def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
     assert "2026-09" not in meta["complaint_months"] and "2026-08" in meta["complaint_months"]
     kpi = pd.read_parquet(tmp_path / "b" / "kpi.parquet")
     assert "2026-09" not in set(kpi.loc[kpi["kpi"] == "callback_completion", "period"])
+
+
+@pytest.mark.parametrize(
+    ("dataset", "kind", "frame", "expected"),
+    [
+        (
+            "complaints",
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            {
+                "created_at": pd.to_datetime(
+                    ["2026-10-02", "2026-10-03", "2026-10-02", "2026-10-05", None]
+                ),
+                "due_at": pd.to_datetime(
+                    ["2026-10-09", "2026-10-01", "2026-10-09", "2026-10-01", "2026-10-01"]
+                ),
+            },
+            (2, [3, 5]),
+        ),
+        (
+            "actions",
+            "expect_column_values_to_not_be_null",  # with a row condition on source
+            {
+                "source": pd.array(["audit", "audit", "complaint", "audit", "complaint"]),
+                "finding_id": pd.array(["F1", None, None, None, "F2"], dtype="str"),
+            },
+            (2, [3, 5]),
+        ),
+    ],
+)
+def test_pairs_and_row_conditions_on_a_compact_frame(
+    dataset: str,
+    kind: str,
+    frame: dict[str, Any],
+    expected: tuple[int, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Column pairs (a missing value skips the row) and row conditions: the compact
+    frame and the full frame give the same count and rows."""
+    spec = json.loads((REPO / "expectations" / f"{dataset}.json").read_text(encoding="utf-8"))
+    items = [
+        i
+        for i in spec["expectations"]
+        if i["type"] == kind
+        and (dataset != "actions" or i["kwargs"].get("row_condition"))
+        and set(gate._columns_of(i)) <= set(frame)
+    ]
+    assert items
+    view = pd.DataFrame({io.ROW: [2, 3, 4, 5, 6], **frame})
+    table = io.LoadedTable(
+        dataset=DATASETS[dataset],
+        path=Path("x.csv"),
+        sha256="",
+        frame=view,
+        present_columns=list(frame),
+    )
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 1.0)
+    runner = gate._Runner()
+    found = []
+    for large in (1, 10**9):  # compact frame, then the frame as it is
+        monkeypatch.setattr(gate, "LARGE_TABLE", large)
+        failures, _, _ = runner.validate(
+            table,
+            {**spec, "expectations": items},
+            REPO / "expectations" / f"{dataset}.json",
+            {},
+            view,
+        )
+        found.append([(f.count, f.rows) for f in failures])
+    assert found[0] == found[1] == [expected]
