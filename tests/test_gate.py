@@ -525,6 +525,63 @@ def test_the_large_table_path_finds_the_same(
     assert (result.status, _found(result)) == (expected[2], expected[3])
 
 
+@pytest.mark.parametrize(
+    ("name", "dataset", "status", "failures", "notes"), CASES, ids=[c[0] for c in CASES]
+)
+def test_distinct_values_judged_once_find_the_same_rows(
+    checker: gate.Gate,
+    name: str,
+    dataset: str,
+    status: str,
+    failures: set[Any],
+    notes: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Row-wise expectations on a compact frame (every column compacted, however
+    many distinct values): the same counts and row numbers in the original file."""
+    monkeypatch.setattr(gate, "LARGE_TABLE", 1)
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 1.0)
+    compacted: list[int] = []
+    original = gate._compact
+
+    def spy(view: pd.DataFrame, columns: Any) -> Any:
+        found = original(view, columns)
+        if found is not None:
+            compacted.append(len(found.frame))
+        return found
+
+    monkeypatch.setattr(gate, "_compact", spy)
+    result = _validate(checker, name, dataset)
+    assert (result.status, _found(result)) == (status, failures)
+    if result.checks:
+        assert compacted
+
+
+def test_a_compact_frame_maps_failing_values_to_every_row_holding_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 0.7)  # 4 combinations in 6 rows
+    view = pd.DataFrame(
+        {
+            io.ROW: [2, 3, 4, 5, 6, 7],
+            "queue": pd.Categorical(["vip", "bad", "vip", None, "bad", "night"]),
+            "wait": [1.0, 2.0, 1.0, float("nan"), 2.0, 1.0],
+        }
+    )
+    compact = gate._compact(view, ["queue", "wait"])
+    assert compact is not None
+    # one row per combination, with the first row holding it, and how many rows do
+    first = dict(zip(compact.frame[io.ROW], compact.counts, strict=True))
+    assert first == {2: 2, 3: 2, 5: 1, 7: 1}
+    by_row = compact.frame.set_index(io.ROW)
+    assert by_row.loc[3, "queue"] == "bad" and pd.isna(by_row.loc[5, "queue"])
+    bad = compact.frame.loc[compact.frame["queue"] == "bad", gate.VALUE_COL].tolist()
+    assert compact.failing(bad) == (2, [3, 6])
+    # a column with a value per row is left alone
+    unique = pd.DataFrame({io.ROW: range(2, 12), "id": [f"K{i}" for i in range(10)]})
+    assert gate._compact(unique, ["id"]) is None
+
+
 # ---------------------------------------------------------------------------
 # The gate in the batch (three runs in one project: the gate cache is shared)
 # ---------------------------------------------------------------------------
@@ -668,3 +725,72 @@ def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
     assert "2026-09" not in meta["complaint_months"] and "2026-08" in meta["complaint_months"]
     kpi = pd.read_parquet(tmp_path / "b" / "kpi.parquet")
     assert "2026-09" not in set(kpi.loc[kpi["kpi"] == "callback_completion", "period"])
+
+
+@pytest.mark.parametrize(
+    ("dataset", "kind", "frame", "expected"),
+    [
+        (
+            "complaints",
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            {
+                "created_at": pd.to_datetime(
+                    ["2026-10-02", "2026-10-03", "2026-10-02", "2026-10-05", None]
+                ),
+                "due_at": pd.to_datetime(
+                    ["2026-10-09", "2026-10-01", "2026-10-09", "2026-10-01", "2026-10-01"]
+                ),
+            },
+            (2, [3, 5]),
+        ),
+        (
+            "actions",
+            "expect_column_values_to_not_be_null",  # with a row condition on source
+            {
+                "source": pd.array(["audit", "audit", "complaint", "audit", "complaint"]),
+                "finding_id": pd.array(["F1", None, None, None, "F2"], dtype="str"),
+            },
+            (2, [3, 5]),
+        ),
+    ],
+)
+def test_pairs_and_row_conditions_on_a_compact_frame(
+    dataset: str,
+    kind: str,
+    frame: dict[str, Any],
+    expected: tuple[int, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Column pairs (a missing value skips the row) and row conditions: the compact
+    frame and the full frame give the same count and rows."""
+    spec = json.loads((REPO / "expectations" / f"{dataset}.json").read_text(encoding="utf-8"))
+    items = [
+        i
+        for i in spec["expectations"]
+        if i["type"] == kind
+        and (dataset != "actions" or i["kwargs"].get("row_condition"))
+        and set(gate._columns_of(i)) <= set(frame)
+    ]
+    assert items
+    view = pd.DataFrame({io.ROW: [2, 3, 4, 5, 6], **frame})
+    table = io.LoadedTable(
+        dataset=DATASETS[dataset],
+        path=Path("x.csv"),
+        sha256="",
+        frame=view,
+        present_columns=list(frame),
+    )
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 1.0)
+    runner = gate._Runner()
+    found = []
+    for large in (1, 10**9):  # compact frame, then the frame as it is
+        monkeypatch.setattr(gate, "LARGE_TABLE", large)
+        failures, _, _ = runner.validate(
+            table,
+            {**spec, "expectations": items},
+            REPO / "expectations" / f"{dataset}.json",
+            {},
+            view,
+        )
+        found.append([(f.count, f.rows) for f in failures])
+    assert found[0] == found[1] == [expected]

@@ -40,7 +40,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from qmsnb.config import Params
 
 #: Bump when the way results are computed changes (invalidates the cache).
-GATE_VERSION = "1"
+GATE_VERSION = "2"
 #: Row numbers (and values) kept per failed expectation.
 MAX_SAMPLES = 20
 #: Severities of an expectation in a suite.
@@ -74,6 +74,28 @@ LARGE_TABLE = 500_000
 #: Columns the gate adds to the GX view.
 PERIOD_COL = "_period"
 TOTALS_COL = "_totals_row"
+#: Expectation types whose verdict on a row depends on that row's own values only.
+#: On a large table GX judges each distinct value (combination of values) of their
+#: columns once, in a compact frame; failures are mapped back to every row that
+#: holds a failing value (counts and row numbers in the original file).
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+    }
+)
+#: A column group is compacted only when its distinct values are at most this
+#: share of the rows (a key column with a value per row gains nothing).
+COMPACT_SHARE = 0.25
+#: Column of the compact frame: the id of the distinct value (combination).
+VALUE_COL = "_value"
 _META_KEYS = ("reason", "zh", "en", "fix_zh", "fix_en")
 #: Statuses, worst first.
 STATUSES = ("error", "fail", "warn", "missing", "pass")
@@ -420,7 +442,20 @@ def _packed_key(series: pd.Series) -> np.ndarray | None:
     packed = np.zeros((n, 8), dtype=np.uint8)
     for k, j in enumerate(varying):
         packed[:, k] = matrix[:, j]
-    return packed.view(np.uint64).ravel()
+    return _mix(packed.view(np.uint64).ravel())
+
+
+def _mix(codes: np.ndarray) -> np.ndarray:
+    """A bijection of uint64 (MurmurHash3's finaliser): equal after iff equal before.
+
+    Packed digits differ only in a few low bits of each byte; pandas' hash table
+    (used by GX's duplicate check) collides on them and took 3x longer."""
+    codes = codes ^ (codes >> np.uint64(33))
+    codes *= np.uint64(0xFF51AFD7ED558CCD)  # odd: invertible modulo 2**64
+    codes ^= codes >> np.uint64(33)
+    codes *= np.uint64(0xC4CEB9FE1A85EC53)
+    codes ^= codes >> np.uint64(33)
+    return codes
 
 
 def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
@@ -504,6 +539,100 @@ def _parameters_of(value: Any) -> set[str]:
 
 
 # ---------------------------------------------------------------------------
+# The compact frame: distinct values, for row-wise expectations on large tables
+# ---------------------------------------------------------------------------
+@dataclass
+class _Compact:
+    """The distinct values of some columns of a large view.
+
+    Attributes:
+        frame: one row per distinct value (combination): the columns as typed in
+            the view, the row number of the first row holding it (``_row``) and its
+            id (``_value``).
+        codes: a code per row of the view (equal codes: equal values).
+        ids: the id of each code (-1: a code no row has).
+        counts: how many rows hold each id.
+        rows: the view's row numbers (in the original file), aligned with ``codes``.
+    """
+
+    frame: pd.DataFrame
+    codes: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+    rows: np.ndarray
+
+    def failing(self, values: Iterable[int]) -> tuple[int, list[int]]:
+        """Rows holding the failing ids: how many, and the first :data:`MAX_SAMPLES` rows."""
+        bad = np.zeros(len(self.counts), dtype=bool)
+        bad[np.fromiter(values, dtype=np.int64)] = True
+        bad_code = np.zeros(len(self.ids), dtype=bool)
+        bad_code[self.ids >= 0] = bad[self.ids[self.ids >= 0]]
+        positions = np.flatnonzero(bad_code[self.codes])[:MAX_SAMPLES]
+        return int(self.counts[bad].sum()), self.rows[positions].astype(int).tolist()
+
+
+def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
+    """A code per row, equal for equal values (0: missing), and the number of
+    codes; None when the column has too many distinct values to gain from it."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy().astype(np.int32) + 1, len(dtype.categories) + 1
+    if pd.api.types.is_bool_dtype(dtype):
+        codes = series.to_numpy(dtype=np.int8, na_value=-1) + np.int8(1)
+        return codes, 3
+    # a sample first: factorizing a column of near-unique values costs for nothing
+    step = max(1, len(series) // 65_536)
+    sample = series.iloc[::step]
+    if sample.nunique(dropna=False) > COMPACT_SHARE * len(sample):
+        return None
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return codes.astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64) + 1, len(uniques) + 1
+
+
+def _compact(view: pd.DataFrame, columns: Sequence[str]) -> _Compact | None:
+    """The compact frame of ``columns`` of ``view``, or None when it would not be compact."""
+    n = len(view)
+    if not n or not columns:
+        return None
+    key: np.ndarray | None = None
+    size = 1
+    for name in columns:
+        found = _column_codes(view[name])
+        if found is None:
+            return None
+        codes, width = found
+        if key is None:
+            key, size = codes, width
+            continue
+        if size * width > 4 * n:  # keep the combined codes small: renumber them
+            key, uniques = pd.factorize(key)
+            size = len(uniques)
+        key = key.astype(np.int64) * width + codes
+        size *= width
+    assert key is not None
+    counts = np.bincount(key, minlength=size)
+    present = np.flatnonzero(counts)
+    if len(present) > COMPACT_SHARE * n:
+        return None
+    ids = np.full(size, -1, dtype=np.int64)
+    ids[present] = np.arange(len(present))
+    # the first row holding each code
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, key, np.arange(n))
+    first = first[present]
+    rows = view[io.ROW].to_numpy()
+    frame = view[list(columns)].iloc[first].reset_index(drop=True)
+    frame[io.ROW] = rows[first]
+    frame[VALUE_COL] = np.arange(len(present))
+    return _Compact(frame=frame, codes=key, ids=ids, counts=counts[present], rows=rows)
+
+
+def _row_wise(item: Mapping[str, Any]) -> bool:
+    """The expectation judges each row by its own values (``mostly`` counts rows)."""
+    return item["type"] in ROW_WISE and item["kwargs"].get("mostly") is None
+
+
+# ---------------------------------------------------------------------------
 # Validation of one table
 # ---------------------------------------------------------------------------
 def _row_positions(frame: pd.DataFrame, rows: Sequence[int]) -> np.ndarray:
@@ -537,8 +666,17 @@ def _exception_text(info: Any) -> str | None:
 
 
 def _failure_from_result(
-    result: Any, item: Mapping[str, Any], table: io.LoadedTable
+    result: Any,
+    item: Mapping[str, Any],
+    table: io.LoadedTable,
+    compact: _Compact | None = None,
 ) -> Failure | None:
+    """The failure of one expectation's result (None: it passed).
+
+    Args:
+        compact: the compact frame GX judged instead of the rows: failing values
+            are mapped back to the rows that hold them.
+    """
     meta = item["meta"]
     kwargs = item["kwargs"]
     column = (
@@ -566,6 +704,18 @@ def _failure_from_result(
     if result.success:
         return None
     payload = result.result or {}
+    if compact is not None:
+        values = [
+            int(entry[VALUE_COL])
+            for entry in (payload.get("unexpected_index_list") or [])
+            if isinstance(entry, dict) and VALUE_COL in entry
+        ]
+        count, found = compact.failing(values)
+        payload = {
+            **payload,
+            "unexpected_count": count,
+            "partial_unexpected_index_list": [{io.ROW: r} for r in found],
+        }
     rows = [
         int(entry[io.ROW])
         for entry in (payload.get("partial_unexpected_index_list") or [])
@@ -654,6 +804,33 @@ def _without_unreadable(failures: list[Failure], table: io.LoadedTable) -> list[
     return kept
 
 
+def _runs(
+    items: list[dict[str, Any]], view: pd.DataFrame
+) -> Iterator[tuple[list[dict[str, Any]], pd.DataFrame, _Compact | None]]:
+    """The frames GX validates a table's expectations on, one group at a time."""
+    if len(view) < LARGE_TABLE:
+        yield items, view, None
+        return
+    # GX copies the whole frame to drop the rows an expectation ignores: on a
+    # 12-million-row table each expectation gets only its own columns, and where
+    # the verdict is per row, GX judges each distinct value once
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for item in items:
+        by_columns.setdefault(tuple(sorted(_columns_of(item))), []).append(item)
+    for columns, group in by_columns.items():
+        if not columns:
+            yield group, view, None
+            continue
+        row_wise = [item for item in group if _row_wise(item)]
+        compact = _compact(view, columns) if row_wise else None
+        if compact is not None:
+            yield row_wise, compact.frame, compact
+            del compact
+            group = [item for item in group if not _row_wise(item)]
+        if group:
+            yield group, view[[io.ROW, *columns]], None
+
+
 class _Runner:
     """One ephemeral GX context for a gate run; validates tables against suites."""
 
@@ -693,25 +870,14 @@ class _Runner:
             items.append(item)
         if not items:
             return [], skipped, 0
-        if len(view) < LARGE_TABLE:
-            groups = [(items, view)]
-        else:
-            # GX copies the whole frame to drop the rows an expectation ignores: on a
-            # 12-million-row table each expectation gets only its own columns
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for item in items:
-                by_columns.setdefault(tuple(sorted(_columns_of(item))), []).append(item)
-            groups = [
-                (group, view[[io.ROW, *columns]] if columns else view)
-                for columns, group in by_columns.items()
-            ]
         found: list[tuple[int, Failure]] = []
         position = {id(item): i for i, item in enumerate(items)}
-        for group, frame in groups:
+        for group, frame, compact in _runs(items, view):
             found.extend(
                 (position[id(item)], failure)
-                for item, failure in self._run(table, spec, path, parameters, group, frame)
+                for item, failure in self._run(table, spec, path, parameters, group, frame, compact)
             )
+            del frame, compact  # one group's frames at a time
         # in the suite's order, whatever order GX evaluated them in
         return [f for _, f in sorted(found, key=lambda x: x[0])], skipped, len(items)
 
@@ -723,6 +889,7 @@ class _Runner:
         parameters: Mapping[str, Any],
         items: list[dict[str, Any]],
         view: pd.DataFrame,
+        compact: _Compact | None = None,
     ) -> list[tuple[dict[str, Any], Failure]]:
         self.count += 1
         name = f"{table.dataset.id}_{self.count}"
@@ -740,17 +907,26 @@ class _Runner:
         outcome = definition.run(
             batch_parameters={"dataframe": view},
             expectation_parameters=dict(parameters),
-            result_format={
-                "result_format": "SUMMARY",
-                "unexpected_index_column_names": [io.ROW],
-                "partial_unexpected_count": MAX_SAMPLES,
-                "return_unexpected_index_query": False,
-            },
+            result_format=(
+                {
+                    # every failing distinct value, to find all the rows holding one
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": [VALUE_COL],
+                    "return_unexpected_index_query": False,
+                }
+                if compact is not None
+                else {
+                    "result_format": "SUMMARY",
+                    "unexpected_index_column_names": [io.ROW],
+                    "partial_unexpected_count": MAX_SAMPLES,
+                    "return_unexpected_index_query": False,
+                }
+            ),
         )
         failures = []
         for result in outcome.results:
             item = items[int(result.expectation_config.meta["_index"])]
-            failure = _failure_from_result(result, item, table)
+            failure = _failure_from_result(result, item, table, compact)
             if failure is not None:
                 failures.append((item, failure))
         # nothing of this table may stay referenced once it is judged
@@ -858,7 +1034,7 @@ class Gate:
         result = DatasetResult(dataset.id, period, "pass", file=source, sha256=sha)
         try:
             if table is None:
-                table = io.read_dataset(path, dataset, self.params)
+                table = io.read_dataset(path, dataset, self.params, sha256=sha)
         except DataError as exc:
             result.failures.append(
                 Failure(

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -518,10 +519,13 @@ def _already_typed(column: Column, raw: pd.Series) -> _Converted | None:
     if column.dtype == "float" and numeric:
         return _Converted(raw.astype("float64"))
     if column.dtype == "int" and numeric:
-        values = raw.astype("float64")
-        fractional = values.notna() & (values != values.round())
+        values = raw.to_numpy(dtype="float64", na_value=np.nan)
+        rounded = np.round(values)
+        missing = np.isnan(values)
+        fractional = pd.Series(~missing & (values != rounded))
+        rounded[missing] = 0  # masked below; NaN does not cast to int64
         return _Converted(
-            values.round().astype("Int64"),
+            pd.Series(pd.arrays.IntegerArray(rounded.astype("int64"), missing)),
             [("not_an_integer", _EXPECTED_TYPE["int"], fractional)],
         )
     if column.dtype == "bool" and pd.api.types.is_bool_dtype(dtype):
@@ -900,7 +904,10 @@ def _read_csv_fast(path: Path, table: LoadedTable, params: Params | None) -> boo
     if header_index:
         table.notes.append(("note.title_rows", {"rows": header_index}))
     table.unknown_columns = [h.strip() for h in headers if h not in mapped and h.strip()]
-    frame = arrow.rename_columns([mapped[c] for c in arrow.column_names]).to_pandas(
+    # renamed first: self_destruct frees each Arrow column as it is converted only
+    # when no other table (the one before renaming) still holds its buffers
+    arrow = arrow.rename_columns([mapped[c] for c in arrow.column_names])
+    frame = arrow.to_pandas(
         self_destruct=True, split_blocks=True, types_mapper={pa.bool_(): pd.BooleanDtype()}.get
     )
     del arrow
@@ -933,29 +940,47 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
             for c, name in rename.items()
             if dataset.column(name).dtype in ("str", "bool", "period") and name not in dataset.key
         ]
-        arrow = pq.read_table(path, read_dictionary=dictionary)
+        import pyarrow as pa
+
+        # one column at a time: a whole 12-million-row table took three times the
+        # CPU of its columns read one by one, and only one Arrow column is alive
+        source = pq.ParquetFile(path, read_dictionary=dictionary)
+        columns: dict[str, pd.Series] = {}
+        for name, column in rename.items():
+            arrow = source.read(columns=[name])
+            columns[column] = arrow.to_pandas(
+                self_destruct=True,
+                split_blocks=True,
+                types_mapper={pa.bool_(): pd.BooleanDtype()}.get,
+            )[name]
+            del arrow
+        rows = source.metadata.num_rows
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError on broken files
         raise DataError("error.data.parquet_unreadable", file=str(path), problem=str(exc)) from exc
-    import pyarrow as pa
-
-    frame = arrow.to_pandas(
-        self_destruct=True, split_blocks=True, types_mapper={pa.bool_(): pd.BooleanDtype()}.get
-    )
-    del arrow
-    frame = frame.rename(columns=rename)
-    table.unknown_columns = [str(c) for c in frame.columns if c not in rename.values()]
-    frame = frame[[c for c in frame.columns if c in rename.values()]]
-    frame[ROW] = np.arange(1, len(frame) + 1)
+    table.unknown_columns = [str(c) for c in names if c not in rename]
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(rows), copy=False)
+    del columns
+    frame[ROW] = np.arange(1, rows + 1)
     _convert(frame, table, params)
 
 
-def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = None) -> LoadedTable:
+def read_dataset(
+    path: Path,
+    dataset: Dataset | str,
+    params: Params | None = None,
+    *,
+    sha256: str | None = None,
+) -> LoadedTable:
     """Read one file of ``dataset`` into a typed table, collecting what could not be read.
 
     The file is opened read-only. Values that cannot be converted to their
     column's type are collected in ``.problems`` with their row numbers in the
     original file; the data-quality gate (:mod:`qmsnb.gate`) decides what they
     mean and checks every rule. A file that cannot be read at all raises.
+
+    Args:
+        sha256: the file's sha256 when the caller has just computed it (a
+            12-million-row CSV is a second's read to hash again).
 
     Raises:
         DataError: the file does not exist, is empty, binary, in an unknown
@@ -965,7 +990,9 @@ def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = Non
     path = Path(path)
     if not path.is_file():
         raise DataError("error.data.missing_file", file=str(path), dataset=dataset.id)
-    table = LoadedTable(dataset=dataset, path=path, sha256=sha256_file(path), frame=pd.DataFrame())
+    table = LoadedTable(
+        dataset=dataset, path=path, sha256=sha256 or sha256_file(path), frame=pd.DataFrame()
+    )
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         _read_parquet_file(path, table, params)
@@ -978,6 +1005,11 @@ def read_dataset(path: Path, dataset: Dataset | str, params: Params | None = Non
     else:
         table.notes.clear()
         _typed_from_grid(_raw_grid(path, table), table, params)
+    if suffix in (".csv", ".parquet") and "pyarrow" in sys.modules:
+        # Arrow's allocator keeps freed blocks for reuse: hand the read's back
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
     return table
 
 
