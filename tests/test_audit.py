@@ -706,7 +706,8 @@ def test_sections_tell_the_demo_story(demo_project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_notebook_runs_through_the_runner(project: Path, browser) -> None:
+def test_notebook_runs_through_the_runner(cached_project: Path, browser) -> None:
+    project = cached_project
     from qmsnb import demo
     from qmsnb.batch import run_batch
     from tests.browser import open_offline

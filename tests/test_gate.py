@@ -533,7 +533,10 @@ def _statuses(result: Any) -> dict[tuple[str, str], str]:
 
 
 @pytest.mark.slow
-def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project: Path) -> None:
+def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(
+    cached_project: Path,
+) -> None:
+    project = cached_project
     from qmsnb.batch import run_batch
 
     params = load_params(project / "params")

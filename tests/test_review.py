@@ -386,7 +386,8 @@ def test_a_follow_up_on_a_decision_changed_meanwhile_is_a_conflict(project: Path
 # The report through the runner
 # ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_review_notebook_through_the_runner_in_zh_and_en(project: Path):
+def test_review_notebook_through_the_runner_in_zh_and_en(cached_project: Path):
+    project = cached_project
     from qmsnb.batch import run_batch
 
     params = load_params(project / "params")
