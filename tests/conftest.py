@@ -4,17 +4,21 @@
 (fast) and returns its root; ``project`` gives each test its own copy to change.
 
 ``cached_demo`` is the same project after its first batch's data-quality gate and
-prepare step for :data:`PERIOD` have filled ``outputs/.cache`` (what every later
-monthly run of a real project finds). Tests that run the batch copy it with
-:func:`copy_cached` (``cached_project``), so only the first of them pays for
-validating twelve months of exports; whatever a test changes is validated anew,
-since the caches are keyed by the files' content.
+prepare step for :data:`PERIOD` (and an interactive prepare) have filled
+``outputs/.cache`` (what every later monthly run of a real project finds). Tests
+that run the batch or prepare a period copy it with :func:`copy_cached`
+(``cached_project``), so only the first of them pays for validating and reading
+twelve months of exports; whatever a test changes is validated and read anew,
+since the caches are keyed by the files' content. Tests of the caches themselves
+start from ``project``, which has none.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,15 +40,42 @@ def copy_project(target: Path) -> Path:
     return target
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """A folder that ``build`` fills once per test run.
+
+    Under pytest-xdist the workers share it: the first one builds it (under a
+    lock) and the others wait for it instead of building their own.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        root = tmp_path_factory.mktemp(name)
+        build(root)
+        return root
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of the run
+    root, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            build(root)
+            done.touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with the demo data built once (read-only for tests)."""
-    from qmsnb import demo
 
-    root = copy_project(tmp_path_factory.mktemp("demo-project"))
-    params = load_params(root / "params")
-    demo.build(params, params.data_dir, demo.DemoSpec(calls_per_month=SMALL_CALLS))
-    return root
+    def build(root: Path) -> None:
+        from qmsnb import demo
+
+        copy_project(root)
+        params = load_params(root / "params")
+        demo.build(params, params.data_dir, demo.DemoSpec(calls_per_month=SMALL_CALLS))
+
+    return built_once(tmp_path_factory, "demo-project", build)
 
 
 @pytest.fixture
@@ -75,14 +106,19 @@ def copy_cached(source: Path, target: Path, ignore: tuple[str, ...] = ()) -> Pat
 @pytest.fixture(scope="session")
 def cached_demo(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project with the gate and prepare caches of its first batch (read-only)."""
-    from qmsnb import gate, prepare
 
-    root = copy_cached(demo_project, tmp_path_factory.mktemp("cached-demo") / "project")
-    params = load_params(root / "params")
-    checked = gate.run_gate(params, PERIOD)  # as the batch runs it, so with the same keys
-    prepare.prepare(params, PERIOD, root / "outputs" / "prepared", checked.left_out())
-    shutil.rmtree(root / "outputs" / "prepared")
-    return root
+    def build(folder: Path) -> None:
+        from qmsnb import gate, prepare
+
+        root = copy_cached(demo_project, folder / "project")
+        params = load_params(root / "params")
+        checked = gate.run_gate(params, PERIOD)  # as the batch runs it, so with the same keys
+        prepared = root / "outputs" / "prepared"
+        prepare.prepare(params, PERIOD, prepared, checked.left_out())
+        prepare.prepare(params, PERIOD, prepared, {})  # as a notebook opened without a batch
+        shutil.rmtree(prepared)
+
+    return built_once(tmp_path_factory, "cached-demo", build) / "project"
 
 
 @pytest.fixture
