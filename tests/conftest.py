@@ -155,3 +155,25 @@ def browser() -> Iterator[object]:
         )
         yield instance
         instance.close()
+
+
+#: Test files that take longest, longest first. pytest-xdist (``make test``) hands
+#: out whole files in collection order, so these start first and no long file is
+#: left running alone at the end; the order of tests within a file is kept.
+LONGEST_FIRST = (
+    "test_warm.py",
+    "test_batch.py",
+    "test_audit.py",
+    "test_risk.py",
+    "test_hardening.py",
+    "test_review.py",
+    "test_gate.py",
+    "test_distribution.py",
+    "test_records.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
