@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 PERIOD ?= 2026-10
 # The demo's month with a flawed export (the gate rejects it: exit code 3).
 FLAWED ?= 2026-09
+# pytest-xdist workers for the tests (0: none). Whole files go to one worker, so a
+# module's one batch run (a module-scoped fixture) is not run on both.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast lint benchmark system-deps clean-outputs help
 
@@ -43,10 +47,10 @@ demo: $(STAMP)
 	$(BIN)/qmsnb run --period $(PERIOD)
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

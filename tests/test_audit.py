@@ -17,6 +17,14 @@ from qmsnb.config import Auditor, FrequencyRules, Params, PlannedChange, load_pa
 from qmsnb.exceptions import ConfigError, RecordsError
 from qmsnb.records import RecordsStore, open_store
 
+
+@pytest.fixture
+def project(cached_project: Path) -> Path:
+    """A private copy of the demo project with its caches filled: this module's
+    tests prepare periods, and none of them is about the caches."""
+    return cached_project
+
+
 ALIASES = {
     "热线运营部": "hotline",
     "一中心": "hotline",
@@ -706,7 +714,8 @@ def test_sections_tell_the_demo_story(demo_project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_notebook_runs_through_the_runner(project: Path, browser) -> None:
+def test_notebook_runs_through_the_runner(cached_project: Path, browser) -> None:
+    project = cached_project
     from qmsnb import demo
     from qmsnb.batch import run_batch
     from tests.browser import open_offline

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -15,6 +14,7 @@ from qmsnb.config import load_params
 from qmsnb.exceptions import ExitCode, UsageError
 from qmsnb.publish import external_references
 from tests.browser import open_offline
+from tests.conftest import copy_cached
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +43,10 @@ def test_plan_covers_departments_and_organisation(params) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
+def built(cached_demo: Path, tmp_path_factory: pytest.TempPathFactory):
     """One real batch run for one department and the organisation."""
     root = tmp_path_factory.mktemp("built") / "project"
-    shutil.copytree(demo_project, root)
+    copy_cached(cached_demo, root)
     params = load_params(root / "params")
     inputs_before = _tree_hashes(params.data_dir)
     result = run_batch(
@@ -121,7 +121,10 @@ def test_portal_and_report_render_offline(built, browser, tmp_path: Path) -> Non
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 
-def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Path) -> None:
+def test_failing_notebook_is_kept_and_linked_and_others_still_build(
+    cached_project: Path,
+) -> None:
+    project = cached_project
     params_dir = project / "params"
     broken = nbformat.v4.new_notebook()
     broken.cells = [
@@ -156,7 +159,8 @@ def test_failing_notebook_is_kept_and_linked_and_others_still_build(project: Pat
     assert "organisation/broken.ipynb" in portal and "export looked wrong" in portal
 
 
-def test_interrupted_run_leaves_previous_output_untouched(project: Path) -> None:
+def test_interrupted_run_leaves_previous_output_untouched(cached_project: Path) -> None:
+    project = cached_project
     params = load_params(project / "params")
     first = run_batch(
         params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
@@ -179,7 +183,10 @@ def test_interrupted_run_leaves_previous_output_untouched(project: Path) -> None
     assert not any((project / "outputs" / STAGING).iterdir())
 
 
-def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(project: Path) -> None:
+def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(
+    cached_project: Path,
+) -> None:
+    project = cached_project
     params = load_params(project / "params")
     first = run_batch(
         params, "2026-10", departments=["admin"], notebooks=["quality_objectives"], jobs=1
@@ -203,7 +210,8 @@ def test_second_run_archives_the_first_and_failed_report_keeps_previous_good(pro
     assert (archived / "admin" / "quality_objectives.html").read_bytes() == good_html
 
 
-def test_partial_run_keeps_the_other_reports(project: Path) -> None:
+def test_partial_run_keeps_the_other_reports(cached_project: Path) -> None:
+    project = cached_project
     params = load_params(project / "params")
     run_batch(
         params,

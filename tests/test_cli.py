@@ -99,9 +99,9 @@ def test_demo_refuses_a_folder_with_real_data(tmp_path: Path, project: Path, cap
 
 
 @pytest.mark.slow
-def test_run_prints_the_portal_path_last(project: Path) -> None:
+def test_run_prints_the_portal_path_last(cached_project: Path) -> None:
     proc = _run(
-        project,
+        cached_project,
         "run",
         "--period",
         "2026-10",

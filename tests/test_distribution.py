@@ -25,6 +25,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from qmsnb import bundles, distribute, io, prepare, safety
 from qmsnb.config import ORGANISATION, Distribution, load_params
 from qmsnb.exceptions import ConfidentialityError, DistributionError, ExitCode
+from tests.conftest import copy_cached
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -35,12 +36,12 @@ SCOPES = ["organisation", "hotline_ops", "complaints", "quality"]
 
 
 @pytest.fixture(scope="session")
-def built_project(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built_project(cached_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project with one batch run of 2026-10 (read-only for tests)."""
     from qmsnb.batch import run_batch
 
     root = tmp_path_factory.mktemp("built") / "project"
-    shutil.copytree(demo_project, root, ignore=shutil.ignore_patterns("outputs"))
+    copy_cached(cached_demo, root)
     params = load_params(root / "params")
     result = run_batch(params, PERIOD, notebooks=["quality_objectives"], departments=SCOPES)
     assert {r["status"] for r in result.reports} == {"ok"}

@@ -590,7 +590,10 @@ def _statuses(result: Any) -> dict[tuple[str, str], str]:
 
 
 @pytest.mark.slow
-def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(project: Path) -> None:
+def test_the_batch_builds_warns_and_blocks_exactly_the_dependent_reports(
+    cached_project: Path,
+) -> None:
+    project = cached_project
     from qmsnb.batch import run_batch
 
     params = load_params(project / "params")
@@ -707,10 +710,11 @@ def test_validate_command_exit_codes(project: Path, capsys: pytest.CaptureFixtur
 
 
 def test_interactive_prepare_leaves_out_what_the_last_batch_rejected(
-    project: Path, tmp_path: Path
+    cached_project: Path, tmp_path: Path
 ) -> None:
     from qmsnb import prepare
 
+    project = cached_project
     params = load_params(project / "params")
     assert prepare.prepare(params, "2026-10", tmp_path / "a")["left_out"] == []
     io.write_json(

@@ -134,8 +134,9 @@ UNSAFE_NOTEBOOK = {
 
 @pytest.mark.slow
 def test_a_report_that_could_run_script_fails_the_publish_step_and_keeps_the_previous_output(
-    project: Path,
+    cached_project: Path,
 ):
+    project = cached_project
     from qmsnb.batch import run_batch
 
     params = load_params(project / "params")
@@ -345,8 +346,9 @@ def _plant_payloads(project: Path) -> None:
 
 @pytest.mark.slow
 def test_script_in_a_complaint_text_and_a_finding_statement_is_shown_as_text(
-    project: Path, browser
+    cached_project: Path, browser
 ):
+    project = cached_project
     from qmsnb.batch import run_batch
     from tests.browser import open_offline
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -13,14 +12,15 @@ from qmsnb.config import load_params
 from qmsnb.exceptions import ExitCode
 from qmsnb.publish import external_references
 from tests.browser import open_offline
+from tests.conftest import copy_cached
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
+def built(cached_demo: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("rca-built") / "project"
-    shutil.copytree(demo_project, root)
+    copy_cached(cached_demo, root)
     params = load_params(root / "params")
     result = run_batch(
         params,

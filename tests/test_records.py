@@ -23,6 +23,13 @@ from qmsnb.records import RecordsStore, open_store, store_exists, store_url
 REGISTERS = ("process_register", "audit_programme", "findings", "actions")
 
 
+@pytest.fixture
+def project(cached_project: Path) -> Path:
+    """A private copy of the demo project with its caches filled: this module's
+    tests prepare periods, and none of them is about the caches."""
+    return cached_project
+
+
 def _file(params: Params, register: str) -> Path:
     path = io.find_dataset_file(params.registers_dir, io.DATASETS[register])
     assert path is not None

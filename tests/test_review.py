@@ -5,7 +5,6 @@ through the runner (zh and en), and data values that try to run script."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,14 @@ from qmsnb.config import ORGANISATION, load_params
 from qmsnb.context import open_period
 from qmsnb.exceptions import RecordsError, UsageError
 from qmsnb.records import open_store
+from tests.conftest import copy_cached
+
+
+@pytest.fixture
+def project(cached_project: Path) -> Path:
+    """A private copy of the demo project with its caches filled: this module's
+    tests prepare periods, and none of them is about the caches."""
+    return cached_project
 
 
 # ---------------------------------------------------------------------------
@@ -151,12 +158,12 @@ def test_registry_covers_every_input_of_9_3_2_and_the_gate():
 
 
 @pytest.fixture(scope="module")
-def contexts(demo_project: Path, tmp_path_factory: pytest.TempPathFactory):
+def contexts(cached_demo: Path, tmp_path_factory: pytest.TempPathFactory):
     """Organisation contexts of 2026-09 and 2026-10 in zh, prepared once."""
     from qmsnb import prepare
 
     root = tmp_path_factory.mktemp("review") / "project"
-    shutil.copytree(demo_project, root, ignore=shutil.ignore_patterns("outputs", "records"))
+    copy_cached(cached_demo, root, ignore=("records",))
     params = load_params(root / "params")
     out = {}
     for period in ("2026-09", "2026-10"):
@@ -386,7 +393,8 @@ def test_a_follow_up_on_a_decision_changed_meanwhile_is_a_conflict(project: Path
 # The report through the runner
 # ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_review_notebook_through_the_runner_in_zh_and_en(project: Path):
+def test_review_notebook_through_the_runner_in_zh_and_en(cached_project: Path):
+    project = cached_project
     from qmsnb.batch import run_batch
 
     params = load_params(project / "params")

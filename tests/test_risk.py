@@ -916,17 +916,18 @@ def _row(html: str, risk_id: str, section: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def reports(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def reports(cached_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The demo (store seeded as `qmsnb demo` does) run for hotline_ops and the
     organisation in zh, and for the organisation in en."""
     import shutil
 
     from qmsnb import demo
     from qmsnb.batch import run_batch
+    from tests.conftest import copy_cached
 
     base = tmp_path_factory.mktemp("risk-report")
     root = base / "project"
-    shutil.copytree(demo_project, root, ignore=shutil.ignore_patterns("outputs", "records"))
+    copy_cached(cached_demo, root, ignore=("records",))
     params = load_params(root / "params")
     demo.seed_store(params, params.registers_dir)
     out: dict[str, Path] = {}

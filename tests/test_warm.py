@@ -302,8 +302,9 @@ def _cells(ipynb: Path) -> list[tuple[str, int | None, str]]:
     ]
 
 
-def test_real_reports_are_identical_with_either_engine(project: Path) -> None:
+def test_real_reports_are_identical_with_either_engine(cached_project: Path) -> None:
     """Every report of the plan, one department and the organisation: same content."""
+    project = cached_project
     from qmsnb.batch import run_batch
     from qmsnb.config import load_params
 
