@@ -113,3 +113,13 @@ def test_run_prints_the_portal_path_last(cached_project: Path) -> None:
     assert proc.returncode == ExitCode.OK, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.endswith("outputs/2026-10/index.html") and Path(last).is_file()
+
+
+@pytest.mark.parametrize("after", [True, False])
+def test_language_and_params_may_follow_the_command(project: Path, capsys, after: bool) -> None:
+    common = ["--params", str(project / "params"), "--lang", "en"]
+    command = ["run", "--period", "2025-01"]
+    code = main([*command, *common] if after else [*common, *command])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USER_ERROR
+    assert "2025-01" in err and "没有导出文件" not in err

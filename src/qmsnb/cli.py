@@ -394,9 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"qmsnb {__import__('qmsnb').__version__}"
     )
+    # the same options after the command name too (`qmsnb run --period P --lang en`);
+    # SUPPRESS keeps a value given before the command when none is given after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=argparse.SUPPRESS, help=_h("cli.help.22"))
+    common.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help=_h("cli.help.23"))
+    common.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help=_h("cli.help.24")
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, func, help_key) in COMMANDS.items():
-        p = sub.add_parser(name, help=t(help_key, lang))
+        p = sub.add_parser(name, help=t(help_key, lang), parents=[common])
         add_args(p)
         p.set_defaults(func=func)
     return parser
