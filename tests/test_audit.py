@@ -199,7 +199,7 @@ def test_frequency_rules_on_a_hand_built_register() -> None:
     assert zh.startswith("P1 服务提供(热线运营部):每年审核 6 次")
     assert "1 项严重不符合、1 项一般不符合(+3)" in zh and "上升 50%" in zh and "上限" in zh
     en = audit.frequency_sentence(freq.iloc[0], {**names, "department": "Hotline"}, "en", rules)
-    assert "6 audits a year" in en and "capped at 6 a year" in en
+    assert "audited 6× a year" in en and "capped at 6 a year" in en
     base = audit.frequency_sentence(got[("P1", "quality")]._asdict(), names, "en", rules)
     assert "no recent nonconformities" in base
 
