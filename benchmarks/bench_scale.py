@@ -175,13 +175,15 @@ def main(args: list[str]) -> dict:
     a = json.loads((WORK / "kpi-parquet.json").read_text())
     b = json.loads((WORK / "kpi-csv.json").read_text())
     figures["prepare_identical"] = a == b
-    # the whole month, both engines, month's caches cold each time
+    # the whole month, both engines, month's caches (gate included) cold each time
     month: dict = {}
     pages = {}
     for engine, extra in (("warm", []), ("papermill", ["--jobs", "1"])):
         for entry in (cache / "kpi").glob(f"{PERIOD}-*"):
             entry.unlink()
         shutil.rmtree(cache / "parquet", ignore_errors=True)
+        for entry in (cache / "gate").glob(f"*-{PERIOD}-*"):  # the month's gate, cold too
+            entry.unlink()
         m = measure(
             [qmsnb(), "run", "--period", PERIOD, "--engine", engine, *extra], cwd=WORK, pss=True
         )
