@@ -228,7 +228,7 @@ def find_dataset_file(folder: Path, dataset: Dataset) -> Path | None:
 #: CSV files at least this large are read with pyarrow's multi-threaded, typed
 #: reader (see :func:`_read_csv_fast`); smaller ones, and large ones the fast
 #: reader cannot take exactly, go through the general reader.
-FAST_CSV_BYTES = 64 * 2**20
+FAST_CSV_BYTES = 16 * 2**20
 #: A row whose first filled cell is one of these is a totals row (合计 / 总计 ...).
 _TOTALS = re.compile(
     r"^(合\s*计|总\s*计|小\s*计|总合计|共\s*计|grand\s*total|sub\s*-?\s*totals?|totals?)\s*[:：]?$",
