@@ -47,6 +47,7 @@ def main(args: list[str]) -> dict:
         root = Path(tmp)
         shutil.copytree(REPO / "params", root / "params")
         shutil.copytree(REPO / "notebooks", root / "notebooks")
+        shutil.copytree(REPO / "expectations", root / "expectations")
         env = {**os.environ, "QMSNB_LANG": "en"}
         demo = measure([qmsnb, "demo", "--calls-per-month", calls], cwd=root, env=env)
         assert demo.returncode == 0, demo.stderr
