@@ -7,6 +7,7 @@ included) of `qmsnb demo` and `qmsnb run --period 2026-10`.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,8 @@ def main(args: list[str]) -> dict:
         run = measure([qmsnb, "run", "--period", "2026-10"], cwd=root)
         if build.returncode or run.returncode not in (0, 1):
             raise SystemExit(f"demo failed: {build.stderr[-500:]} {run.stderr[-500:]}")
-        reports = len(list((root / "outputs" / "2026-10").rglob("*.html"))) - 1
+        manifest = json.loads((root / "outputs" / "2026-10" / "manifest.json").read_text())
+        reports = sum(r["status"] == "ok" for r in manifest["reports"])
     return {
         "demo_data_seconds": round(build.seconds, 1),
         "demo_data_peak_mib": round(build.peak_mib),
