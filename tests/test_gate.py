@@ -798,3 +798,10 @@ def test_pairs_and_row_conditions_on_a_compact_frame(
         )
         found.append([(f.count, f.rows) for f in failures])
     assert found[0] == found[1] == [expected]
+
+
+def test_english_row_counts_read_right_for_one_row() -> None:
+    from qmsnb.i18n import t
+
+    for key in ("gate.affected", "gate.rows_count"):
+        assert "1 rows" not in t(key, "en", count="1")
