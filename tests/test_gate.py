@@ -805,3 +805,71 @@ def test_english_row_counts_read_right_for_one_row() -> None:
 
     for key in ("gate.affected", "gate.rows_count"):
         assert "1 rows" not in t(key, "en", count="1")
+
+
+_SECOND_RUN = """
+import json, sys
+from qmsnb import gate
+from qmsnb.config import load_params
+result = gate.run_gate(load_params(sys.argv[1]), "2026-10", months=2)
+print(json.dumps({"gx": "great_expectations" in sys.modules,
+                  "cached": {n: r.cached for n, r in result.datasets.items()},
+                  "status": {n: r.status for n, r in result.datasets.items()}}))
+"""
+
+
+def _gate_in_a_new_process(project: Path) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SECOND_RUN, str(project / "params")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=project,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_rerun_with_nothing_changed_never_imports_gx(project: Path) -> None:
+    """Re-running the month while exports are corrected: what did not change is
+    not validated again, registers in the records store included, and when
+    nothing changed GX is not even imported."""
+    from qmsnb import demo
+    from qmsnb.records import open_store
+
+    params = load_params(project / "params")
+    demo.seed_store(params, params.registers_dir)  # registers kept in the records store
+    first = gate.run_gate(params, "2026-10", months=2)
+    assert not any(r.cached for r in first.datasets.values())
+    again = _gate_in_a_new_process(project)
+    assert again["gx"] is False
+    assert all(again["cached"].values()), again["cached"]
+    assert again["status"] == {n: r.status for n, r in first.datasets.items()}
+    # a finding changed in the store: that register (only) is validated afresh
+    with open_store(params) as store:
+        finding = store.frame("findings").iloc[0]
+        store.update(
+            "findings",
+            str(finding["finding_id"]),
+            {"statement": str(finding["statement"]) + " (re-worded)"},
+            who="auditor",
+            reason="test",
+        )
+    changed = _gate_in_a_new_process(project)
+    assert changed["gx"] is True
+    assert changed["cached"]["findings"] is False
+    assert changed["cached"]["calls"] is True and changed["cached"]["audit_programme"] is True
+
+
+def test_a_store_table_with_other_values_has_another_fingerprint(demo_params: Params) -> None:
+    from qmsnb.records import snapshot
+
+    tables, _ = snapshot(demo_params)
+    table = tables["risks"]
+    before = gate._table_fingerprint(table)
+    assert before and before == gate._table_fingerprint(table)
+    table.frame = table.frame.copy()
+    table.frame.loc[0, "description"] = str(table.frame.loc[0, "description"]) + "!"
+    assert gate._table_fingerprint(table) != before

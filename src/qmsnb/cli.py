@@ -165,7 +165,6 @@ def run_validate(args: argparse.Namespace) -> int:
 
     params = _params(args)
     lang = args.msg_lang
-    gate.preload()
     result = gate.run_gate(params, args.period, months=args.months)
     folder = params.output_dir / ".validate" / result.period
     _, report = gate.write_outputs(result, folder, params, args.lang or lang, portal_link=False)

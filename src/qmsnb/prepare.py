@@ -338,6 +338,32 @@ def _read_export(
     return io.load(period_folder(params, period), name, params, required=required)
 
 
+def per_export(
+    params: Params,
+    period: str,
+    export: str,
+    kind: str,
+    compute: Callable[[pd.DataFrame], pd.DataFrame],
+) -> pd.DataFrame | None:
+    """``compute`` of a month's export frame (None without the export), kept in
+    ``outputs/.cache/<kind>/`` under the file's sha256: a re-run of the month reads
+    the small result instead of thirteen months of exports. ``kind`` names the
+    computation and its version (change it when ``compute`` changes)."""
+    path = export_files(params, period).get(export)
+    if path is None:
+        return None
+    key = hashlib.sha256(f"{kind}\x1f{io.sha256_file(path)}".encode()).hexdigest()[:24]
+    cached = params.output_dir / ".cache" / kind / f"{period}-{key}.parquet"
+    if cached.is_file():
+        return io.read_parquet(cached)
+    table = _read_export(params, period, export, required=False)
+    if table is None:
+        return None
+    result = compute(table.frame)
+    io.write_parquet(cached, result)
+    return result
+
+
 def _month_complaints(
     params: Params, period: str, cache_dir: Path | None
 ) -> tuple[pd.DataFrame | None, io.LoadedTable | None]:

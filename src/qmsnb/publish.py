@@ -12,6 +12,7 @@ rendered with Jinja2 with autoescaping on: every string from data is escaped.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -327,6 +328,10 @@ def check_offline(folder: Path) -> list[tuple[str, list[str]]]:
     return bad
 
 
+#: sha256 of every page markup that passed :func:`raise_for_page` in this process.
+_PASSED: set[str] = set()
+
+
 def raise_for_page(markup: str, page: str) -> None:
     """Raise PublishError if a page could load from outside or run a script not ours.
 
@@ -334,6 +339,9 @@ def raise_for_page(markup: str, page: str) -> None:
     """
     from qmsnb import safety
 
+    digest = hashlib.sha256(markup.encode("utf-8", "surrogatepass")).hexdigest()
+    if digest in _PASSED:  # this very markup passed already (at export, then in the run's folder)
+        return
     external = external_references(markup)
     if external:
         raise PublishError("error.publish.external", file=page, urls=", ".join(external[:5]))
@@ -349,6 +357,9 @@ def raise_for_page(markup: str, page: str) -> None:
             detail=first.detail,
             count=len(problems),
         )
+    if len(_PASSED) > 10_000:
+        _PASSED.clear()
+    _PASSED.add(digest)
 
 
 def check_pages(folder: Path) -> None:

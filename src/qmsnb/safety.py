@@ -188,15 +188,8 @@ class _PageParser(HTMLParser):
                 self._add("external", url)
 
     def _css(self, text: str, where: str) -> None:
-        for pattern in (_CSS_URL, _CSS_IMPORT):
-            for match in pattern.finditer(text):
-                url = _clean_url(match.group(1))
-                if _SCRIPT_SCHEMES.match(url):
-                    self._add("script_url", f"{where}: {url}")
-                elif _EXTERNAL_URL.match(url):
-                    self._add("external", url)
-        if _CSS_EXPRESSION.search(text):
-            self._add("css", f"{where}: {text}")
+        for reason, detail in _css_findings(text):
+            self._add(reason, f"{where}: {detail}" if reason != "external" else detail)
 
     # -- script and style content ----------------------------------------------------
     def handle_data(self, data: str) -> None:
@@ -235,6 +228,34 @@ class _PageParser(HTMLParser):
             return
         if len(args) not in (2, 3) or "javascript:" in json.dumps(args).lower():
             self._add("script", "Plotly.newPlot with unexpected arguments")
+
+
+#: Findings of style sheets already read, by their text: every report carries the
+#: same ~300 KB of notebook CSS, and reading it once per run is enough.
+_CSS_SEEN: dict[str, tuple[tuple[str, str], ...]] = {}
+_CSS_MEMO_FROM = 4096
+
+
+def _css_findings(text: str) -> tuple[tuple[str, str], ...]:
+    """(reason, detail) for each forbidden thing in a piece of CSS."""
+    if len(text) >= _CSS_MEMO_FROM and text in _CSS_SEEN:
+        return _CSS_SEEN[text]
+    found: list[tuple[str, str]] = []
+    for pattern in (_CSS_URL, _CSS_IMPORT):
+        for match in pattern.finditer(text):
+            url = _clean_url(match.group(1))
+            if _SCRIPT_SCHEMES.match(url):
+                found.append(("script_url", url))
+            elif _EXTERNAL_URL.match(url):
+                found.append(("external", url))
+    if _CSS_EXPRESSION.search(text):
+        found.append(("css", text))
+    result = tuple(found)
+    if len(text) >= _CSS_MEMO_FROM:
+        if len(_CSS_SEEN) > 64:
+            _CSS_SEEN.clear()
+        _CSS_SEEN[text] = result
+    return result
 
 
 def check_page(markup: str, page: str = "") -> list[PageProblem]:

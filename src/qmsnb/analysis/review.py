@@ -373,24 +373,32 @@ def _complaints(params: Params, period: str) -> pd.DataFrame | None:
     return None if table is None else table.frame
 
 
+def _complaint_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One month's tickets per department, category, channel and escalation."""
+    return (
+        frame.assign(escalated=frame["escalated"].fillna(False).astype(bool))
+        .groupby(["department", "category", "channel", "escalated"], observed=True)
+        .agg(
+            tickets=("ticket_id", "size"),
+            rated=("rated", "sum"),
+            satisfied=("satisfied", "sum"),
+        )
+        .reset_index()
+    )
+
+
 def complaint_summary_table(params: Params, period: str) -> pd.DataFrame:
     """Complaint tickets per month, department, category and channel (trend window)."""
+    from qmsnb import prepare
+
     months = [str(p) for p in Period.parse(period).back(TREND_MONTHS)]
     parts = []
     for month in months:
-        frame = _complaints(params, month)
-        if frame is None or frame.empty:
-            continue
-        grouped = (
-            frame.assign(escalated=frame["escalated"].fillna(False).astype(bool))
-            .groupby(["department", "category", "channel", "escalated"], observed=True)
-            .agg(
-                tickets=("ticket_id", "size"),
-                rated=("rated", "sum"),
-                satisfied=("satisfied", "sum"),
-            )
-            .reset_index()
+        grouped = prepare.per_export(
+            params, month, "complaints", "complaint_summary-1", _complaint_summary
         )
+        if grouped is None or grouped.empty:
+            continue
         grouped.insert(0, "period", month)
         parts.append(grouped)
     columns = [
