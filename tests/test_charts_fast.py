@@ -212,3 +212,12 @@ def test_pareto_figure_is_the_one_built_call_by_call(cut: float) -> None:
     for title in ("Pareto", ""):
         args = (rows, labels, title, cut, names)
         assert _spec(rca.pareto_figure(*args)) == _spec(reference.pareto_figure(*args))
+
+
+def test_the_house_template_is_plotlys_own_and_the_rest_is_still_validated() -> None:
+    fig = charts.figure([{"type": "scatter", "x": [1], "y": [2]}], {})
+    assert _spec(fig)["layout"]["template"] == pio.templates["plotly_white"].to_plotly_json()
+    # the template is shared unvalidated; anything we write is still checked
+    with pytest.raises(ValueError, match="colour"):
+        charts.figure([{"type": "scatter", "x": [1], "y": [2]}], {"xaxis": {"colour": "red"}})
+    assert fig._layout_obj._validate is True

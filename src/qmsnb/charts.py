@@ -72,6 +72,21 @@ def house_layout(title: str | None = None, height: int | None = None) -> dict[st
     return layout
 
 
+def _attach_house_template(fig: go.Figure) -> None:
+    """Give ``fig`` plotly's registered ``plotly_white`` template without validating
+    it again: plotly itself trusts registered templates so (it sets its default
+    template on every new figure this way). Validating the template took 14 ms of
+    a figure's 15 ms; a report has a dozen figures or more."""
+    import plotly.io as pio
+
+    layout = fig._layout_obj
+    layout._validate = False
+    try:
+        layout.template = pio.templates["plotly_white"]
+    finally:
+        layout._validate = fig._validate
+
+
 def figure(
     traces: Sequence[dict[str, Any]],
     layout: dict[str, Any],
@@ -89,7 +104,12 @@ def figure(
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
+    house_template = merged.get("template") is _template()
+    if house_template:
+        del merged["template"]
     fig = go.Figure(data=list(traces), layout=merged)
+    if house_template:
+        _attach_house_template(fig)
     if not title and "title" not in layout:
         fig.update_layout(title=None)  # an empty title object, as style() leaves it
     return fig

@@ -700,7 +700,67 @@ def kernel_manager(
     provisioner.client = client
     provisioner.on_launch = on_launch
     km.provisioner = provisioner
+    km.client_factory = ready_client_class()
     return km
+
+
+#: How long the client waits for more IOPub messages once the kernel answered
+#: (jupyter_client waits 0.2 s, a fifth of a small report's whole run).
+IOPUB_SETTLE = 0.01
+
+
+def ready_client_class() -> type:
+    """``AsyncKernelClient`` whose ``wait_for_ready`` does not idle 0.2 s at the end.
+
+    jupyter_client's version drains IOPub after the ``kernel_info`` reply until no
+    message came for 0.2 s: every report's kernel would sit idle for that long.
+    Nothing needs the drain: nbclient only reads IOPub messages whose parent is
+    the request it sent. Same checks otherwise (shell reply, IOPub connected,
+    kernel alive, timeout).
+    """
+    global _READY_CLIENT
+    if _READY_CLIENT is not None:
+        return _READY_CLIENT
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.utils import ensure_async
+
+    class ReadyClient(AsyncKernelClient):  # type: ignore[misc]
+        async def _quick_wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.time() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                try:
+                    msg = await ensure_async(self.shell_channel.get_msg(timeout=1))
+                except Empty:
+                    pass
+                else:
+                    if msg["msg_type"] == "kernel_info_reply":
+                        try:  # IOPub connected: the kernel_info's status message came
+                            await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
+                        except Empty:
+                            pass
+                        else:
+                            self._handle_kernel_info_reply(msg)
+                            break
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.time() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+            while True:
+                try:
+                    await ensure_async(self.iopub_channel.get_msg(timeout=IOPUB_SETTLE))
+                except Empty:
+                    break
+
+        wait_for_ready = _quick_wait_for_ready
+
+    _READY_CLIENT = ReadyClient
+    return ReadyClient
+
+
+_READY_CLIENT: type | None = None
 
 
 if __name__ == "__main__":
