@@ -344,3 +344,46 @@ def test_a_kernel_above_the_memory_limit_fails_only_its_report(tmp_path: Path) -
     assert [r.status for r in results] == ["crashed", "ok"]
     assert "above the 300 MiB" in (results[0].error or "")
     assert results[0].seconds < 25
+
+
+def test_a_forked_kernel_is_used_right_after_ready_and_stopped_at_once(tmp_path: Path) -> None:
+    """The client that does not idle after ``kernel_info`` (and retries its
+    connection every 5 ms) loses nothing: the first request right after ready
+    gets its whole output; a stopped kernel is seen gone and reaped."""
+    import asyncio
+
+    import zmq
+
+    from qmsnb import zygote
+
+    async def run(client: zygote.ZygoteClient) -> list[str]:
+        km = zygote.kernel_manager(client, "python3", str(tmp_path))
+        await km.start_kernel()
+        kc = km.client()
+        assert kc.context.getsockopt(zmq.RECONNECT_IVL) == zygote.RECONNECT_MS
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        texts: list[str] = []
+        msg_id = kc.execute("print('first'); print('second')")
+        while True:
+            msg = await kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                texts.append(msg["content"]["text"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        kc.stop_channels()
+        pid = km.provisioner.pid
+        await km.shutdown_kernel(now=True)
+        assert not await km.is_alive()
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return texts
+
+    with zygote.running_template() as template:
+        client = zygote.ZygoteClient(template.socket)
+        try:
+            texts = [asyncio.run(run(client)) for _ in range(3)]
+        finally:
+            client.close()
+    assert all("".join(t) == "first\nsecond\n" for t in texts), texts

@@ -63,6 +63,12 @@ PRELOAD: tuple[str, ...] = (
     "IPython.core.interactiveshell",
     "IPython.core.completer",
     "IPython.core.magics",
+    # what every kernel's start imported after the fork (~20 ms each): the
+    # history's database, the debugger, the extension IPython loads by default
+    "sqlite3",
+    "pdb",
+    "IPython.core.debugger",
+    "IPython.extensions.storemagic",
     "IPython.display",
     "ipywidgets",
     "numpy",
@@ -689,9 +695,7 @@ def kernel_manager(
     """
     import uuid
 
-    from jupyter_client.manager import AsyncKernelManager
-
-    km = AsyncKernelManager(
+    km = _manager_class()(
         kernel_name=kernel_name, transport="ipc", ip=os.path.join(socket_dir, "k")
     )
     provisioner = _provisioner_class()(
@@ -701,8 +705,41 @@ def kernel_manager(
     provisioner.on_launch = on_launch
     km.provisioner = provisioner
     km.client_factory = ready_client_class()
+    import zmq
+
+    # The client connects as soon as the fork returns, before the kernel has bound
+    # its sockets; ZeroMQ then retries after 100 ms (0.2 s until the kernel
+    # answered, for a kernel up in 0.1 s). Retrying every 5 ms: the manager's
+    # sockets and its clients' are made by this context.
+    km.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
     return km
 
+
+#: ZeroMQ's reconnect interval for the sockets to a just-forked kernel (ms).
+RECONNECT_MS = 5
+
+#: How often the manager looks whether a stopped kernel has gone (jupyter_client
+#: looks every 0.1 s, and the first look is right after the kill: every report
+#: waited 0.1 s for a kernel that had died at once).
+EXIT_POLL = 0.005
+
+
+def _manager_class() -> type:
+    global _MANAGER
+    if _MANAGER is None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        class Manager(AsyncKernelManager):  # type: ignore[misc]
+            """``AsyncKernelManager`` that notices a stopped kernel within 5 ms."""
+
+            async def _async_wait(self, pollinterval: float = 0.1) -> None:
+                await super()._async_wait(pollinterval=min(pollinterval, EXIT_POLL))
+
+        _MANAGER = Manager
+    return _MANAGER
+
+
+_MANAGER: type | None = None
 
 #: How long the client waits for more IOPub messages once the kernel answered
 #: (jupyter_client waits 0.2 s, a fifth of a small report's whole run).
@@ -727,6 +764,13 @@ def ready_client_class() -> type:
     from jupyter_client.utils import ensure_async
 
     class ReadyClient(AsyncKernelClient):  # type: ignore[misc]
+        def _context_default(self) -> Any:
+            import zmq
+
+            context = super()._context_default()
+            context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)  # see kernel_manager()
+            return context
+
         async def _quick_wait_for_ready(self, timeout: float | None = None) -> None:
             deadline = time.time() + (float("inf") if timeout is None else timeout)
             while True:
