@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -393,9 +394,15 @@ def test_packed_keys_keep_duplicates_exactly() -> None:
         ["C202610-00000001", "C202610-00000002", "C202610-00000001", "C202610-10000002"],
         dtype="str",
     )
-    codes = gate._packed_key(keys)
-    assert codes is not None
+    found = gate._packed_key(keys)
+    assert found is not None
+    codes, packing = found
     assert pd.Series(codes).duplicated(keep=False).tolist() == [True, False, True, False]
+    # exactly invertible: the report's sample values are the keys themselves
+    assert packing.unpack(codes.tolist()) == keys.tolist()
+    wide = pd.Series(["工单-0001", "工单-0902", "工单-0001"], dtype="str")  # multi-byte text
+    wide_codes, wide_packing = gate._packed_key(wide)
+    assert wide_packing.unpack(wide_codes.tolist()) == wide.tolist()
     assert gate._packed_key(pd.Series(["A1", "A22"], dtype="str")) is None  # lengths differ
 
 
@@ -863,13 +870,32 @@ def test_a_rerun_with_nothing_changed_never_imports_gx(project: Path) -> None:
     assert changed["cached"]["calls"] is True and changed["cached"]["audit_programme"] is True
 
 
-def test_a_store_table_with_other_values_has_another_fingerprint(demo_params: Params) -> None:
+def test_a_store_table_with_other_values_has_another_fingerprint(project: Path) -> None:
+    from qmsnb import demo
     from qmsnb.records import snapshot
 
-    tables, _ = snapshot(demo_params)
+    params = load_params(project / "params")
+    demo.seed_store(params, params.registers_dir)
+    tables, _ = snapshot(params)
     table = tables["risks"]
     before = gate._table_fingerprint(table)
     assert before and before == gate._table_fingerprint(table)
     table.frame = table.frame.copy()
     table.frame.loc[0, "description"] = str(table.frame.loc[0, "description"]) + "!"
     assert gate._table_fingerprint(table) != before
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset"), [(c[0], c[1]) for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_the_large_table_path_reports_the_very_same_failures(
+    checker: gate.Gate, name: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read straight into the GX form, keys packed, uniqueness judged on the rows
+    that repeat a value: every failure as the small-table path reports it, sample
+    values included (packed keys unpacked, integers shown as integers)."""
+    small = _validate(checker, name, dataset)
+    monkeypatch.setattr(gate, "LARGE_TABLE", 1)
+    large = _validate(checker, name, dataset)
+    assert large.status == small.status
+    assert [asdict(f) for f in large.failures] == [asdict(f) for f in small.failures]
