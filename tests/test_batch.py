@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def test_batch_builds_reports_manifest_and_portal(built) -> None:
     assert '<script src="../assets/plotly.min.js">' in html
     assert (folder / "assets" / "plotly.min.js").is_file()
     assert len(html) < 1_500_000  # plotly.js is shared, not inlined
+    # so is JupyterLab's style sheet: linked once, its 250 KB not in every page
+    from qmsnb.publish import notebook_css
+
+    assert re.search(r'<link [^>]*href="../assets/notebook.css"', html)
+    assert (folder / "assets" / "notebook.css").read_text(encoding="utf-8") == notebook_css()
+    assert "--jp-layout-color0" in notebook_css() and "--jp-layout-color0:" not in html
     # the story of the demo reaches the report
     assert "VIP用户日接通率(账期)" in html and "专项帮扶" in html
     assert (root / "outputs" / "index.html").is_file()
@@ -119,6 +126,11 @@ def test_portal_and_report_render_offline(built, browser, tmp_path: Path) -> Non
     assert report.page.locator(".js-plotly-plot .scatterlayer .trace").count() > 10
     assert report.page.locator("table.qm-table").count() >= 3
     assert (tmp_path / "report.png").stat().st_size > 50_000
+    # JupyterLab's shared style sheet was loaded and applies (its theme variables)
+    colour = report.page.evaluate(
+        "getComputedStyle(document.body).getPropertyValue('--jp-layout-color0')"
+    )
+    assert colour.strip()
 
 
 def test_failing_notebook_is_kept_and_linked_and_others_still_build(

@@ -206,6 +206,7 @@ def test_each_bundle_holds_its_own_reports_and_nothing_of_any_other_department(b
                     "index.html",
                     "assets/plotly.min.js",
                     "assets/report.css",
+                    "assets/notebook.css",
                     f"{bundle.scope}/quality_objectives.html",
                     f"{bundle.scope}/quality_objectives.ipynb",
                 ]

@@ -374,12 +374,14 @@ def run_batch(
         warm_up()
     try:
         checked = _run_gate(params, period, staging, language)
+        io.release_memory()  # what the gate read is not needed again
         stopped = {
             pair: needs
             for pair in pairs
             if (needs := _needs_blocked(params, pair[0], checked.blocked()))
         }
         meta = prepare.prepare(params, period, staging / PREPARED, checked.left_out())
+        io.release_memory()  # nor what prepare read: the reports read the prepared tables
         publish.write_assets(staging / publish.ASSETS)
         runnable = [pair for pair in pairs if pair not in stopped]
         job_list = _jobs(params, period, language, runnable, staging)

@@ -7,6 +7,7 @@ it holds::
     index.html                      a small page listing the scope's reports
     assets/plotly.min.js            the shared assets, byte-identical to the packaged ones
     assets/report.css
+    assets/notebook.css
     <scope>/<notebook>.html         the reports of the scope (and a previous good
     <scope>/<notebook>.previous.html  version where the latest failed)
     <scope>/<notebook>.ipynb        the executed notebooks, without the notebook's
@@ -58,7 +59,7 @@ from qmsnb.i18n import catalogue, period_label, t
 #: Folder (inside ``outputs/<period>/``) the bundles are written to.
 BUNDLES = "bundles"
 #: Shared assets every bundle carries (name → where the packaged original is).
-ASSET_NAMES = ("plotly.min.js", "report.css")
+ASSET_NAMES = ("plotly.min.js", "report.css", "notebook.css")
 #: Characters of context shown around a finding of the confidentiality check.
 _CONTEXT = 60
 #: Shortest catalogue fragment that is masked (shorter ones are punctuation).

@@ -1062,10 +1062,15 @@ class _Runner:
             failure = _failure_from_result(result, item, table, compact)
             if failure is not None:
                 failures.append((item, failure))
-        # nothing of this table may stay referenced once it is judged
+        # nothing of this table may stay referenced once it is judged: GX's
+        # execution engine keeps every batch's frame (a 12-million-row view held
+        # for the rest of the batch run otherwise)
         self.context.validation_definitions.delete(name)
         self.context.suites.delete(name)
         self.source.delete_asset(name)
+        manager = self.source.get_execution_engine().batch_manager
+        manager.batch_data_cache.clear()
+        manager.reset_batch_cache()
         return failures
 
 

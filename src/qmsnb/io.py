@@ -849,7 +849,9 @@ def _unwrapped(values: pd.Series) -> Any:
     """The array behind a column: numpy arrays bare (a frame built from them with
     ``copy=False`` keeps them; wrapped, it copies them), extension arrays as they are."""
     if isinstance(values.dtype, np.dtype):
-        return values.to_numpy(copy=False)
+        array = values.to_numpy(copy=False)
+        # a view of Arrow's memory is read-only; the table is the caller's to change
+        return array if array.flags.writeable else array.copy()
     return values.array
 
 
@@ -1137,6 +1139,23 @@ def read_dataset(
 
         pa.default_memory_pool().release_unused()
     return table
+
+
+def release_memory() -> None:
+    """Hand the memory freed after reading large files back to the system.
+
+    Arrow's allocator and the C library's both keep freed blocks for reuse; a
+    batch that read a 12-million-row export would otherwise hold its gigabyte
+    through every report that runs after it.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def raise_for_problems(table: LoadedTable) -> None:

@@ -74,6 +74,24 @@ def write_assets(folder: Path) -> None:
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     io.copy_file(plotly_js, folder / "plotly.min.js")
     io.copy_file(_templates() / "report.css", folder / "report.css")
+    io.write_text(folder / NOTEBOOK_CSS, notebook_css())
+
+
+#: The notebook style sheet every report links (JupyterLab's, as nbconvert's lab
+#: template would inline it: 250 KB in each page, parsed again by every check).
+NOTEBOOK_CSS = "notebook.css"
+
+
+@lru_cache(maxsize=1)
+def notebook_css() -> str:
+    """nbconvert's lab template style sheets (``index.css`` and the light theme)."""
+    for folder in _exporter().template_paths:
+        static = Path(folder) / "static"
+        if (static / "index.css").is_file() and (static / "theme-light.css").is_file():
+            return "\n".join(
+                io.read_text(static / name) for name in ("index.css", "theme-light.css")
+            )
+    raise FileNotFoundError("nbconvert's lab template (static/index.css) is not installed")
 
 
 @lru_cache(maxsize=1)
