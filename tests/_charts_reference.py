@@ -749,5 +749,8 @@ def pareto_figure(
     fig.update_yaxes(range=[0, 105], ticksuffix="%", secondary_y=True, showgrid=False)
     fig.update_xaxes(tickangle=-40, automargin=True, categoryorder="array", categoryarray=labels)
     fig = charts.style(fig, title, height=440)
-    fig.update_layout(legend={"orientation": "h", "y": -0.38}, margin={"b": 110})
+    fig.update_layout(
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
+        margin={"b": 110},
+    )
     return fig

@@ -1287,7 +1287,7 @@ def pareto_figure(
             "ticksuffix": "%",
             "showgrid": False,
         },
-        "legend": {"orientation": "h", "y": -0.38},
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
         "margin": {"b": 110},
     }
     vital = int(rows["vital"].sum())
