@@ -429,3 +429,34 @@ def test_review_notebook_through_the_runner_in_zh_and_en(cached_project: Path):
         assert "application/vnd.qmsnb.facts+json" not in page and "Facts(" not in page
         manifest = io.read_json(result.folder / "manifest.json")
         assert manifest["reports"][0]["facts"]["review"]["period"] == "2026-10"
+
+
+def test_the_complaint_summary_cache_follows_the_export_and_the_department_aliases(
+    project: Path,
+) -> None:
+    """Cached per export, and computed again when the params' name/alias tables
+    change (an alias added to organisation.yaml re-maps the department)."""
+    from qmsnb import prepare
+
+    calls: list[int] = []
+
+    def summary(frame: pd.DataFrame) -> pd.DataFrame:
+        calls.append(len(frame))
+        return review._complaint_summary(frame)
+
+    params = load_params(project / "params")
+    first = prepare.per_export(params, "2026-10", "complaints", "summary-test", summary)
+    again = prepare.per_export(params, "2026-10", "complaints", "summary-test", summary)
+    assert first is not None and len(calls) == 1
+    pd.testing.assert_frame_equal(first, again)
+    # a new alias: the same export is read and summarised again
+    org = project / "params" / "organisation.yaml"
+    text = org.read_text(encoding="utf-8")
+    org.write_text(
+        text.replace("aliases: [客服中心, 客服部]", "aliases: [客服中心, 客服部, 客服总部]"),
+        encoding="utf-8",
+    )
+    changed = load_params(project / "params")
+    assert changed.lookups_fingerprint() != params.lookups_fingerprint()
+    prepare.per_export(changed, "2026-10", "complaints", "summary-test", summary)
+    assert len(calls) == 2

@@ -730,6 +730,16 @@ class Params:
         """Name or alias → id for a params table used by the data contract."""
         return self._lookups[name]
 
+    def lookups_fingerprint(self) -> str:
+        """A hash of every name/alias → id table the loader converts values with:
+        what is computed from typed exports must be computed again when it changes
+        (an alias added to organisation.yaml re-maps a department)."""
+        import hashlib
+        import json
+
+        text = json.dumps(self._lookups, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def department(self, dept_id: str) -> Department:
         """The department with ``dept_id``; a UsageError listing the known ids otherwise."""
         check_department_id(dept_id)

@@ -207,7 +207,11 @@ def _month_values(
     hashes = {name: io.sha256_file(path) for name, path in sorted(files.items())}
     info["files"] = {name: {"path": str(files[name]), "sha256": h} for name, h in hashes.items()}
     key = hashlib.sha256(
-        (_catalogue_hash(params) + json.dumps(hashes, sort_keys=True)).encode()
+        (
+            _catalogue_hash(params)
+            + params.lookups_fingerprint()
+            + json.dumps(hashes, sort_keys=True)
+        ).encode()
     ).hexdigest()[:24]
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
@@ -346,13 +350,15 @@ def per_export(
     compute: Callable[[pd.DataFrame], pd.DataFrame],
 ) -> pd.DataFrame | None:
     """``compute`` of a month's export frame (None without the export), kept in
-    ``outputs/.cache/<kind>/`` under the file's sha256: a re-run of the month reads
+    ``outputs/.cache/<kind>/`` under the file's sha256 (and the params' name/alias
+    tables, :meth:`~qmsnb.config.Params.lookups_fingerprint`): a re-run of the month reads
     the small result instead of thirteen months of exports. ``kind`` names the
     computation and its version (change it when ``compute`` changes)."""
     path = export_files(params, period).get(export)
     if path is None:
         return None
-    key = hashlib.sha256(f"{kind}\x1f{io.sha256_file(path)}".encode()).hexdigest()[:24]
+    text = f"{kind}\x1f{params.lookups_fingerprint()}\x1f{io.sha256_file(path)}"
+    key = hashlib.sha256(text.encode()).hexdigest()[:24]
     cached = params.output_dir / ".cache" / kind / f"{period}-{key}.parquet"
     if cached.is_file():
         return io.read_parquet(cached)
@@ -372,7 +378,8 @@ def _month_complaints(
     path = export_files(params, period).get("complaints")
     if path is None:
         return None, None
-    key = hashlib.sha256((COUNTS_VERSION + io.sha256_file(path)).encode()).hexdigest()[:24]
+    text = COUNTS_VERSION + params.lookups_fingerprint() + io.sha256_file(path)
+    key = hashlib.sha256(text.encode()).hexdigest()[:24]
     cached = cache_dir / f"{period}-{key}.parquet" if cache_dir else None
     if cached is not None and cached.is_file():
         return io.read_parquet(cached), None
