@@ -160,3 +160,22 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
         io.write_text(target, f"{Boom()}")
     assert io.read_json(target) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", " a", "a ", "\ta", "a\n", "", None, "中 文", "\u3000x", "x\u3000", "\x0bx", "a b"],
+)
+def test_the_edge_space_check_agrees_with_the_regular_expression(value: str | None) -> None:
+    """Reading bytes at the edges of each value says what ``^\\s|\\s$`` says (also
+    for sliced arrays and several chunks)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from qmsnb.io import _edge_space
+
+    arrow = pa.chunked_array(
+        [pa.array([value, "zz"]), pa.array(["q"]), pa.array(["b", value]).slice(1)]
+    )
+    expected = bool(pc.any(pc.match_substring_regex(arrow, r"^\s|\s$")).as_py())
+    assert _edge_space(arrow) is expected

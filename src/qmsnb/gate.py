@@ -456,16 +456,13 @@ def _packed_key(series: pd.Series) -> tuple[np.ndarray, _KeyPacking] | None:
         n = len(chunk)
         if not n:
             continue
-        large = pa.types.is_large_string(chunk.type)
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if large else np.int32)
-        offsets = offsets[chunk.offset : chunk.offset + n + 1]
+        offsets, data = io.string_buffers(chunk)
         lengths = np.diff(offsets)
         if lengths.min() != lengths.max() or (matrices and lengths[0] != matrices[0].shape[1]):
             return None
         width = int(lengths[0])
         if width > 64 or not width:
             return None
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
         matrices.append(data[offsets[0] : offsets[0] + n * width].reshape(n, width))
     if not matrices:
         return None
