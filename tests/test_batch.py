@@ -102,6 +102,37 @@ def test_batch_builds_reports_manifest_and_portal(built) -> None:
     assert not any((root / "outputs" / STAGING).iterdir())
 
 
+def test_the_page_is_what_nbconvert_makes_of_the_whole_notebook(built, tmp_path: Path) -> None:
+    """The export leaves plotly's JSON out and validates once, not per
+    preprocessor: the page is exactly nbconvert's page of the unchanged notebook."""
+    from qmsnb import publish
+
+    root, _, _, _ = built
+    ipynb = root / "outputs" / "2026-10" / "hotline_ops" / "quality_objectives.ipynb"
+    nb = nbformat.read(ipynb, as_version=4)
+    assert any(
+        publish.PLOTLY_MIME in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
+    )
+    page = publish.export_report(ipynb, tmp_path / "page.html", title="T", lang="en")
+    reference = publish._exporter.__wrapped__()  # a fresh exporter: nbconvert's defaults
+    reference.optimistic_validation = False
+    nb.metadata["title"] = "T"
+    body, _ = reference.from_notebook_node(
+        nb,
+        resources={
+            "language_code": "en",
+            "qmsnb": {
+                "assets": "../assets",
+                "portal": "../index.html",
+                "back_label": "Back to the report portal",
+                "title": "T",
+                "footer": "",
+            },
+        },
+    )
+    assert page.read_text(encoding="utf-8") == body
+
+
 @pytest.mark.browser
 def test_portal_and_report_render_offline(built, browser, tmp_path: Path) -> None:
     root, _, _, _ = built
