@@ -422,9 +422,9 @@ class _KeyPacking:
 
     def unpack(self, codes: Iterable[int]) -> list[str]:
         """The keys of ``codes``: exact inverse of the packing."""
+        raws = _unmix(np.asarray(list(codes), dtype=np.uint64)).view(np.uint8).reshape(-1, 8)
         out = []
-        for code in codes:
-            raw = int(_unmix(np.array([code], dtype=np.uint64))[0]).to_bytes(8, "little")
+        for raw in raws:
             key = bytearray(self.template)
             for k, j in enumerate(self.varying):
                 key[j] = raw[k]
