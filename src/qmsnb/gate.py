@@ -412,32 +412,41 @@ def _file_hash(path: Path) -> str:
 class _KeyPacking:
     """How the values of a long text key were packed into integers (and back).
 
-    Keys of one byte length whose varying bytes are at most 8 (``C202610-03435847``:
-    a constant prefix and 8 digits): the varying bytes, in order, make a uint64,
-    mixed by :func:`_mix` (a bijection). Equal codes if and only if equal keys.
+    Keys of one byte length (``C202610-03435847``: a constant prefix and 8 digits):
+    the bytes that vary, each as its offset from the smallest byte seen at its
+    position, make one mixed-radix number (8 digits: below 10**8, a uint32).
+    Equal codes if and only if equal keys.
     """
 
     template: bytes
     varying: tuple[int, ...]
+    #: the smallest byte seen at each varying position ('0' for digits)
+    lows: tuple[int, ...]
+    #: how many byte values each varying position spans (10 for digits)
+    radixes: tuple[int, ...]
 
     def unpack(self, codes: Iterable[int]) -> list[str]:
         """The keys of ``codes``: exact inverse of the packing."""
-        raws = _unmix(np.asarray(list(codes), dtype=np.uint64)).view(np.uint8).reshape(-1, 8)
-        out = []
-        for raw in raws:
-            key = bytearray(self.template)
-            for k, j in enumerate(self.varying):
-                key[j] = raw[k]
-            out.append(key.decode("utf-8", errors="replace"))
-        return out
+        rest = np.asarray(list(codes), dtype=np.uint64)
+        keys = np.tile(np.frombuffer(self.template, dtype=np.uint8), (len(rest), 1))
+        positions = list(zip(self.varying, self.lows, self.radixes, strict=True))
+        for j, low, radix in reversed(positions):
+            keys[:, j] = (rest % np.uint64(radix) + np.uint64(low)).astype(np.uint8)
+            rest //= np.uint64(radix)
+        return [bytes(key).decode("utf-8", errors="replace") for key in keys]
+
+
+#: rows of a key column packed at once (bounds the temporaries of 12 million keys)
+_PACK_ROWS = 1 << 20
 
 
 def _packed_key(series: pd.Series) -> tuple[np.ndarray, _KeyPacking] | None:
-    """An exact uint64 code per value of a long text key and how to unpack it, or None.
+    """An exact integer code per value of a long text key and how to unpack it, or None.
 
-    Keys of one length whose varying characters fit in 8 bytes (``C202610-03435847``:
-    a constant prefix and 8 digits) are packed byte for byte: equal codes if and
-    only if equal keys, so duplicates are found on integers.
+    Keys of one byte length whose varying bytes number at most 8 (``C202610-03435847``:
+    a constant prefix and 8 digits) are packed as a mixed-radix number of those
+    bytes (:class:`_KeyPacking`): equal codes if and only if equal keys, so
+    duplicates are found on integers (uint32 when the key space fits, else uint64).
     """
     import pyarrow as pa
 
@@ -450,7 +459,7 @@ def _packed_key(series: pd.Series) -> tuple[np.ndarray, _KeyPacking] | None:
     ):
         return None
     # chunk by chunk (no combined copy of a 12-million-value column): each
-    # chunk's bytes as a (values × width) matrix, when all values are one width
+    # chunk's bytes as a (values x width) matrix, when all values are one width
     matrices = []
     for chunk in chunked.chunks:
         n = len(chunk)
@@ -466,54 +475,34 @@ def _packed_key(series: pd.Series) -> tuple[np.ndarray, _KeyPacking] | None:
         matrices.append(data[offsets[0] : offsets[0] + n * width].reshape(n, width))
     if not matrices:
         return None
-    template = matrices[0][0].copy()
-    differs = np.zeros(template.shape[0], dtype=bool)
-    for matrix in matrices:
-        for start in range(0, len(matrix), 1 << 20):
-            differs |= (matrix[start : start + (1 << 20)] != template).any(axis=0)
-    varying = np.flatnonzero(differs).tolist()
+    # the smallest and largest byte at each position: a position whose bytes
+    # never differ is the template's
+    lowest = np.min([m.min(axis=0) for m in matrices], axis=0)
+    highest = np.max([m.max(axis=0) for m in matrices], axis=0)
+    varying = np.flatnonzero(lowest != highest).tolist()
     if len(varying) > 8:
         return None
-    packed = np.zeros((sum(len(m) for m in matrices), 8), dtype=np.uint8)
+    lows = [int(lowest[j]) for j in varying]
+    radixes = [int(highest[j]) - int(lowest[j]) + 1 for j in varying]
+    space = int(np.prod(radixes, dtype=object)) if radixes else 1
+    dtype = np.uint32 if space <= 2**32 else np.uint64
+    codes = np.zeros(sum(len(m) for m in matrices), dtype=dtype)
     row = 0
     for matrix in matrices:
-        for k, j in enumerate(varying):
-            packed[row : row + len(matrix), k] = matrix[:, j]
+        for start in range(0, len(matrix), _PACK_ROWS):
+            part = matrix[start : start + _PACK_ROWS]
+            out = codes[row + start : row + start + len(part)]
+            for j, low, radix in zip(varying, lows, radixes, strict=True):
+                out *= dtype(radix)
+                out += part[:, j] - np.uint8(low)
         row += len(matrix)
-    packing = _KeyPacking(template=bytes(template), varying=tuple(varying))
-    return _mix(packed.view(np.uint64).ravel()), packing
-
-
-_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-_M1_INV = np.uint64(pow(int(_M1), -1, 2**64))
-_M2_INV = np.uint64(pow(int(_M2), -1, 2**64))
-_S33 = np.uint64(33)
-
-
-def _mix(codes: np.ndarray) -> np.ndarray:
-    """A bijection of uint64 (MurmurHash3's finaliser), applied to ``codes`` in place:
-    equal after iff equal before.
-
-    Packed digits differ only in a few low bits of each byte; pandas' hash table
-    (used by GX's duplicate check) collides on them and took 3x longer."""
-    shifted = np.empty_like(codes)  # in place, one temporary: 12 million codes
-    for multiplier in (_M1, _M2):  # odd: invertible modulo 2**64
-        np.right_shift(codes, _S33, out=shifted)
-        codes ^= shifted
-        codes *= multiplier
-    np.right_shift(codes, _S33, out=shifted)
-    codes ^= shifted
-    return codes
-
-
-def _unmix(codes: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_mix` (a shift of 33 of 64 bits undoes itself)."""
-    with np.errstate(over="ignore"):
-        codes = codes ^ (codes >> _S33)
-        codes = codes * _M2_INV
-        codes = codes ^ (codes >> _S33)
-        codes = codes * _M1_INV
-        return codes ^ (codes >> _S33)
+    packing = _KeyPacking(
+        template=bytes(matrices[0][0]),  # its constant bytes are every key's
+        varying=tuple(varying),
+        lows=tuple(lows),
+        radixes=tuple(radixes),
+    )
+    return codes, packing
 
 
 class _GxForm:
@@ -525,7 +514,11 @@ class _GxForm:
       float64, vectorised;
     * on large tables, a single-column text key that the suites only check for
       nulls and duplicates as packed integer codes (:func:`_packed_key`);
-      :attr:`packings` says how to unpack them for the report's sample values.
+      :attr:`packings` says how to unpack them for the report's sample values;
+    * on large tables, numbers and yes/no columns with few distinct values
+      (waits in seconds, IVR scores) as a categorical of their values (one or two
+      bytes a row instead of eight): GX judges their distinct values
+      (:func:`_compact`) and sees them as plain columns otherwise (:func:`_plain`).
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -533,11 +526,16 @@ class _GxForm:
         self.packings: dict[str, _KeyPacking] = {}
 
     def __call__(self, column: Column, values: pd.Series) -> Any:
+        name = column.name
+        large = len(values) >= LARGE_TABLE
+        if large and self.dataset.key != (name,) and _codable(values.dtype):
+            coded = _coded(values)
+            if coded is not None:
+                return coded
         if isinstance(values.dtype, pd.Int64Dtype):
             return values.to_numpy(dtype="float64", na_value=np.nan)
-        name = column.name
         if (
-            len(values) >= LARGE_TABLE
+            large
             and self.dataset.key == (name,)
             and pd.api.types.is_string_dtype(values.dtype)
             and not (column.values or column.lookup)
@@ -549,6 +547,148 @@ class _GxForm:
         if isinstance(values.dtype, np.dtype):
             return values.to_numpy(copy=False)
         return values.array
+
+
+def _codable(dtype: Any) -> bool:
+    """Numbers and yes/no values: what :func:`_coded` may hold as a categorical."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+    )
+
+
+def _coded(values: pd.Series) -> pd.Categorical | None:
+    """``values`` as a categorical of their distinct values (integers as float64, the
+    GX form), or None when they are too many to gain from it.
+
+    Yes/no values are their own codes; integers within a short range are coded by
+    their offset from the smallest; other numbers a million rows at a time."""
+    n = len(values)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        categories = pd.Index(pd.array([False, True], dtype="boolean"))
+        codes = values.to_numpy(dtype=np.int8, na_value=-1)
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
+    # a sample first: near-unique values are not worth coding
+    step = max(1, n // 65_536)
+    if values.iloc[::step].nunique(dropna=False) > COMPACT_SHARE * len(values.iloc[::step]):
+        return None
+    if isinstance(values.dtype, pd.Int64Dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        coded = _coded_range(values)
+        if coded is not None:
+            return coded
+    parts = range(0, n, _CODE_ROWS)
+
+    def chunk(start: int) -> np.ndarray:
+        return values.iloc[start : start + _CODE_ROWS].to_numpy(dtype="float64", na_value=np.nan)
+
+    uniques = np.zeros(0, dtype="float64")
+    for start in parts:
+        part = chunk(start)
+        uniques = np.union1d(uniques, pd.unique(part[~np.isnan(part)]))
+        if len(uniques) > COMPACT_SHARE * n:
+            return None
+    codes = np.empty(n, dtype=_code_type(len(uniques)))
+    index = pd.Index(uniques)  # its hash table is built once: each chunk a lookup
+    for start in parts:
+        part = chunk(start)
+        codes[start : start + len(part)] = index.get_indexer(part)  # NaN: -1
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
+
+
+def _code_type(count: int) -> type[np.signedinteger[Any]]:
+    """The narrowest signed integers that number ``count`` values (and -1)."""
+    return np.int8 if count < 127 else np.int16 if count < 32_767 else np.int32
+
+
+def _coded_range(values: pd.Series) -> pd.Categorical | None:
+    """Integers within a short range coded by their offset from the smallest (no
+    hashing), renumbered to the values present; None when the range is long."""
+    low, high = values.min(), values.max()
+    if pd.isna(low) or int(high) - int(low) >= 1 << 16:
+        return None
+    low = int(low)
+    span = int(high) - low + 1
+
+    def offsets(start: int) -> np.ndarray:  # -1: missing
+        part = values.iloc[start : start + _CODE_ROWS].to_numpy(dtype="float64", na_value=np.nan)
+        part[np.isnan(part)] = low - 1
+        return (part - low).astype(np.int32)
+
+    parts = range(0, len(values), _CODE_ROWS)
+    seen = np.zeros(span + 1, dtype=bool)  # the last: missing
+    for start in parts:
+        seen[offsets(start)] = True
+    present = np.flatnonzero(seen[:span])
+    renumber = np.full(span + 1, -1, dtype=_code_type(len(present)))
+    renumber[present] = np.arange(len(present))  # renumber[-1] (missing) stays -1
+    codes = np.empty(len(values), dtype=renumber.dtype)
+    for start in parts:
+        part = offsets(start)
+        codes[start : start + len(part)] = renumber[part]
+    categories = pd.Index((present + low).astype("float64"))
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
+
+
+#: rows coded at once by :func:`_coded`
+_CODE_ROWS = 1 << 20
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the columns :func:`_coded` held as categoricals back as their
+    values, for GX checks that look at the column as a whole."""
+    coded = [
+        name
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.CategoricalDtype) and _codable(dtype.categories.dtype)
+    ]
+    if not coded:
+        return frame
+    frame = frame.copy(deep=False)
+    for name in coded:
+        series = frame[name]
+        values = series.cat.categories.array.take(series.cat.codes.to_numpy(), allow_fill=True)
+        frame[name] = values.to_numpy() if isinstance(values.dtype, np.dtype) else values
+    return frame
+
+
+#: rows turned into month codes at once (bounds the temporaries on 12 million rows)
+_MONTH_ROWS = 1 << 20
+
+
+def _months(stamps: np.ndarray) -> pd.Categorical:
+    """The month (``2026-10``) of each timestamp, as a categorical of the months
+    present (missing: NaN), computed a million rows at a time."""
+    n = len(stamps)
+    missing = np.iinfo(np.int32).min
+    months = np.empty(n, dtype=np.int32)  # months since 1970-01
+    low, high = np.iinfo(np.int32).max, missing
+    for start in range(0, n, _MONTH_ROWS):
+        part = stamps[start : start + _MONTH_ROWS].astype("datetime64[M]")
+        out = months[start : start + len(part)]
+        out[:] = part.view("int64")
+        absent = np.isnat(part)
+        out[absent] = missing
+        if not absent.all():
+            low = min(low, int(out[~absent].min()))
+            high = max(high, int(out[~absent].max()))
+    if high < low:  # no dates at all
+        present = np.zeros(0, dtype=np.int64)
+    else:  # the months present: counted over the (short) span of months seen
+        seen = np.zeros(high - low + 1, dtype=bool)
+        for start in range(0, n, _MONTH_ROWS):
+            part = months[start : start + _MONTH_ROWS]
+            seen[part[part != missing] - low] = True
+        present = np.flatnonzero(seen) + low
+    small = np.int8 if len(present) < 127 else np.int16 if len(present) < 32_767 else np.int32
+    codes = np.empty(n, dtype=small)
+    for start in range(0, n, _MONTH_ROWS):
+        part = months[start : start + _MONTH_ROWS]
+        found = np.searchsorted(present, part)
+        codes[start : start + len(part)] = np.where(part == missing, -1, found)
+    del months
+    labels = [str(np.datetime64(int(v), "M")) for v in present]
+    return pd.Categorical.from_codes(codes, categories=labels)
 
 
 def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
@@ -565,16 +705,7 @@ def gx_view(table: io.LoadedTable, period: str | None = None) -> pd.DataFrame:
         columns[name] = form(dataset.column(name), frame[name])
     view = pd.DataFrame(columns, copy=False)  # the typed frame's arrays, not copies
     if dataset.period_column and dataset.period_column in table.present_columns:
-        months = (
-            frame[dataset.period_column].to_numpy(dtype="datetime64[us]").astype("datetime64[M]")
-        )
-        codes, uniques = pd.factorize(months.view("int64"), use_na_sentinel=False)
-        labels = [
-            str(np.datetime64(int(v), "M")) if v != np.iinfo(np.int64).min else "NaT"
-            for v in uniques
-        ]
-        codes = np.where(uniques[codes] == np.iinfo(np.int64).min, -1, codes)
-        view[PERIOD_COL] = pd.Categorical.from_codes(codes, categories=labels)
+        view[PERIOD_COL] = _months(frame[dataset.period_column].to_numpy(dtype="datetime64[us]"))
     view[TOTALS_COL] = (
         np.isin(view[io.ROW].to_numpy(), table.totals_rows)
         if table.totals_rows
@@ -648,8 +779,14 @@ class _Compact:
         bad[np.fromiter(values, dtype=np.int64)] = True
         bad_code = np.zeros(len(self.ids), dtype=bool)
         bad_code[self.ids >= 0] = bad[self.ids[self.ids >= 0]]
-        positions = np.flatnonzero(bad_code[self.codes])[:MAX_SAMPLES]
-        return int(self.counts[bad].sum()), self.rows[positions].astype(int).tolist()
+        positions: list[int] = []  # the first rows only: a million at a time
+        for start in range(0, len(self.codes), _CODE_ROWS):
+            found = np.flatnonzero(bad_code[self.codes[start : start + _CODE_ROWS]])
+            positions.extend((found[: MAX_SAMPLES - len(positions)] + start).tolist())
+            if len(positions) >= MAX_SAMPLES:
+                break
+        picked = self.rows[np.asarray(positions, dtype=np.int64)]
+        return int(self.counts[bad].sum()), picked.astype(int).tolist()
 
 
 def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
@@ -657,7 +794,10 @@ def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
     codes; None when the column has too many distinct values to gain from it."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return series.cat.codes.to_numpy().astype(np.int32) + 1, len(dtype.categories) + 1
+        width = len(dtype.categories) + 1
+        codes = series.cat.codes.to_numpy().astype(np.int16 if width < 2**15 else np.int32)
+        codes += 1  # in place: one array of the narrowest width
+        return codes, width
     if pd.api.types.is_bool_dtype(dtype):
         codes = series.to_numpy(dtype=np.int8, na_value=-1) + np.int8(1)
         return codes, 3
@@ -691,21 +831,38 @@ def _compact(view: pd.DataFrame, columns: Sequence[str]) -> _Compact | None:
         key = key.astype(np.int64) * width + codes
         size *= width
     assert key is not None
-    counts = np.bincount(key, minlength=size)
+    # counted a million rows at a time (bincount takes int64: a whole column's copy)
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, n, _CODE_ROWS):
+        counts += np.bincount(key[start : start + _CODE_ROWS], minlength=size)
     present = np.flatnonzero(counts)
     if len(present) > COMPACT_SHARE * n:
         return None
     ids = np.full(size, -1, dtype=np.int64)
     ids[present] = np.arange(len(present))
-    # the first row holding each code
-    first = np.full(size, n, dtype=np.int64)
-    np.minimum.at(first, key, np.arange(n))
-    first = first[present]
+    first = _first_rows(key, present)
     rows = view[io.ROW].to_numpy()
-    frame = view[list(columns)].iloc[first].reset_index(drop=True)
+    frame = _plain(view[list(columns)].iloc[first].reset_index(drop=True))
     frame[io.ROW] = rows[first]
     frame[VALUE_COL] = np.arange(len(present))
     return _Compact(frame=frame, codes=key, ids=ids, counts=counts[present], rows=rows)
+
+
+def _first_rows(key: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The position of the first row holding each code of ``present`` (sorted): the
+    few distinct values of a large column mostly appear in its first rows; the
+    rows holding the others are found with one lookup per row."""
+    head = key[: 1 << 18]
+    codes, at = np.unique(head, return_index=True)
+    first = np.full(len(present), -1, dtype=np.int64)
+    first[np.searchsorted(present, codes)] = at
+    if (first < 0).any():  # rarer values: only the rows holding them are looked at
+        wanted = np.zeros(int(present[-1]) + 1, dtype=bool)
+        wanted[present[first < 0]] = True
+        rows = np.flatnonzero(wanted[key])
+        codes, at = np.unique(key[rows], return_index=True)
+        first[np.searchsorted(present, codes)] = rows[at]
+    return first
 
 
 #: Expectations whose failing rows are exactly the rows holding a value that
@@ -947,7 +1104,8 @@ def _runs(
             # only rows whose value occurs again can break uniqueness: GX judges
             # those (the same failing rows) instead of 12 million
             again = _repeated(view[columns[0]])
-            yield duplicates, view.loc[again, [io.ROW, columns[0]]].reset_index(drop=True), None
+            subset = view.loc[again, [io.ROW, columns[0]]].reset_index(drop=True)
+            yield duplicates, _plain(subset), None
             group = [item for item in group if not _duplicates_only(item)]
             if not group:
                 continue
@@ -958,7 +1116,7 @@ def _runs(
             del compact
             group = [item for item in group if not _row_wise(item)]
         if group:
-            yield group, view[[io.ROW, *columns]], None
+            yield group, _plain(view[[io.ROW, *columns]]), None
 
 
 class _Runner:

@@ -492,7 +492,7 @@ def _normalise_text(series: pd.Series) -> tuple[pd.Series, bool]:
     empty = pc.equal(arrow, "")
     if pc.any(empty).as_py():
         arrow = pc.if_else(empty, pa.scalar(None, arrow.type), arrow)
-    return pd.Series(pd.array(arrow, dtype="string[pyarrow]")), changed
+    return pd.Series(pd.array(arrow, dtype="string[pyarrow]"), copy=False), changed
 
 
 def _to_number(text: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
@@ -582,28 +582,39 @@ class _Converted:
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
+#: rows converted at once where a whole column's temporaries would add up
+_CHUNK_ROWS = 1 << 20
+
+
 def _already_typed(column: Column, raw: pd.Series) -> _Converted | None:
     """``raw`` as the column's type when a typed reader (pyarrow) already parsed it."""
     dtype = raw.dtype
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if column.dtype == "float" and numeric:
-        return _Converted(raw.astype("float64"))
+        return _Converted(raw.astype("float64", copy=False))
     if column.dtype == "int" and pd.api.types.is_integer_dtype(dtype):
-        return _Converted(raw.astype("Int64"))  # integers already: nothing to round
+        return _Converted(raw.astype("Int64", copy=False))  # integers already: nothing to round
     if column.dtype == "int" and numeric:
         values = raw.to_numpy(dtype="float64", na_value=np.nan)
-        rounded = np.round(values)
         missing = np.isnan(values)
-        fractional = pd.Series(~missing & (values != rounded))
-        rounded[missing] = 0  # masked below; NaN does not cast to int64
+        fractional = np.zeros(len(values), dtype=bool)
+        data = np.empty(len(values), dtype=np.int64)
+        # a million rows at a time: a 12-million-row column's temporaries are
+        # then 8 MB, not three more copies of it
+        for start in range(0, len(values), _CHUNK_ROWS):
+            part = values[start : start + _CHUNK_ROWS]
+            rounded = np.round(part)
+            fractional[start : start + len(part)] = (part != rounded) & ~np.isnan(part)
+            rounded[np.isnan(part)] = 0  # masked below; NaN does not cast to int64
+            data[start : start + len(part)] = rounded
         return _Converted(
-            pd.Series(pd.arrays.IntegerArray(rounded.astype("int64"), missing)),
-            [("not_an_integer", _EXPECTED_TYPE["int"], fractional)],
+            pd.Series(pd.arrays.IntegerArray(data, missing), copy=False),
+            [("not_an_integer", _EXPECTED_TYPE["int"], pd.Series(fractional, copy=False))],
         )
     if column.dtype == "bool" and pd.api.types.is_bool_dtype(dtype):
-        return _Converted(raw.astype("boolean"))
+        return _Converted(raw.astype("boolean", copy=False))
     if column.dtype == "datetime" and pd.api.types.is_datetime64_dtype(dtype):
-        return _Converted(raw.astype("datetime64[us]"))
+        return _Converted(raw.astype("datetime64[us]", copy=False))
     if column.dtype == "date" and pd.api.types.is_datetime64_dtype(dtype):
         return _Converted(raw.astype("datetime64[us]").dt.normalize())
     return None
@@ -670,16 +681,17 @@ def _expand(converted: _Converted, codes: np.ndarray) -> _Converted:
         new_codes = new_codes.astype(np.min_scalar_type(-max(len(uniques), 1)))
         row_codes = np.where(missing, -1, new_codes[safe])
         expanded = pd.Series(
-            pd.Categorical.from_codes(row_codes, categories=pd.Index(uniques, dtype="str"))
+            pd.Categorical.from_codes(row_codes, categories=pd.Index(uniques, dtype="str")),
+            copy=False,
         )
     elif isinstance(values.dtype, pd.BooleanDtype):
         data = values.fillna(False).to_numpy(dtype=bool)[safe]
         mask = values.isna().to_numpy()[safe] | missing
-        expanded = pd.Series(pd.arrays.BooleanArray(data, mask))
+        expanded = pd.Series(pd.arrays.BooleanArray(data, mask), copy=False)
     else:
-        expanded = pd.Series(values.array.take(codes, allow_fill=True))
+        expanded = pd.Series(values.array.take(codes, allow_fill=True), copy=False)
     bad = [
-        (reason, expected, pd.Series(mask.to_numpy(dtype=bool)[safe] & ~missing))
+        (reason, expected, pd.Series(mask.to_numpy(dtype=bool)[safe] & ~missing, copy=False))
         for reason, expected, mask in converted.bad
         if mask.any()
     ]
@@ -992,15 +1004,14 @@ def _read_csv_fast(path: Path, table: LoadedTable, params: Params | None) -> boo
     if header_index:
         table.notes.append(("note.title_rows", {"rows": header_index}))
     table.unknown_columns = [h.strip() for h in headers if h not in mapped and h.strip()]
-    # renamed first: self_destruct frees each Arrow column as it is converted only
-    # when no other table (the one before renaming) still holds its buffers
-    arrow = arrow.rename_columns([mapped[c] for c in arrow.column_names])
-    frame = arrow.to_pandas(
-        self_destruct=True, split_blocks=True, types_mapper={pa.bool_(): pd.BooleanDtype()}.get
-    )
+    # one column at a time: each Arrow column is handed to pandas, converted and
+    # dropped before the next (the whole table as pandas beside Arrow's doubled
+    # the peak of a 12-million-row file)
+    columns = {mapped[c]: arrow.column(c) for c in arrow.column_names}
     del arrow
-    frame[ROW] = np.arange(header_index + 2, header_index + 2 + n)
-    _convert(frame, table, params)
+    raw = _ArrowColumns(columns, row_range(n, first=header_index + 2))
+    del columns
+    _convert(raw, table, params)  # type: ignore[arg-type]
     return True
 
 
@@ -1013,53 +1024,86 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) in (b"\n", b"\r")
 
 
-class _ParquetColumns:
-    """The raw frame :func:`_convert` reads, each column read from the parquet file
-    only when it is taken (``pop``): one raw column alive at a time, converted and
-    dropped before the next is read."""
+def row_range(rows: int, first: int = 1) -> np.ndarray:
+    """The row numbers of ``rows`` consecutive records, the first being ``first``:
+    int32 while they fit (a 12-million-row export's numbers are then 48 MB)."""
+    dtype = np.int32 if first + rows < np.iinfo(np.int32).max else np.int64
+    return np.arange(first, first + rows, dtype=dtype)
 
-    def __init__(
-        self, path: Path, rename: Mapping[str, str], dictionary: Sequence[str], rows: int
-    ) -> None:
-        self.path = path
-        self.dictionary = set(dictionary)
-        self.file_name = {name: column for column, name in rename.items()}
-        self.rows = rows
-        self.columns = [*self.file_name, ROW]
+
+def _arrow_to_pandas(arrow: Any, name: str) -> pd.Series:
+    """One Arrow column (a one-column table) as pandas, Arrow's copy freed."""
+    import pyarrow as pa
+
+    column = arrow.column_names[0]  # the table is unusable once it self-destructed
+    series = arrow.to_pandas(
+        self_destruct=True,
+        split_blocks=True,
+        types_mapper={pa.bool_(): pd.BooleanDtype()}.get,
+    )[column]
+    return series.rename(name)
+
+
+class _ArrowColumns:
+    """The raw frame :func:`_convert` reads, each column handed over as pandas only
+    when it is taken (``pop``): a column is converted and dropped before the next
+    one becomes pandas, and its Arrow memory goes with it."""
+
+    def __init__(self, columns: Mapping[str, Any], rows: np.ndarray) -> None:
+        self.arrow = dict(columns)
+        self.numbers = rows
+        self.columns = [*self.arrow, ROW]
 
     def __len__(self) -> int:
-        return self.rows
+        return len(self.numbers)
 
     def __getitem__(self, name: str) -> pd.Series:
         if name != ROW:
             raise KeyError(name)
-        return pd.Series(np.arange(1, self.rows + 1))
+        return pd.Series(self.numbers, copy=False)
+
+    def _read(self, name: str) -> Any:
+        import pyarrow as pa
+
+        return pa.table({name: self.arrow.pop(name)})
 
     def pop(self, name: str) -> pd.Series:
         import pyarrow as pa
+
+        self.columns.remove(name)
+        arrow = self._read(name)
+        series = _arrow_to_pandas(arrow, name)
+        del arrow
+        pa.default_memory_pool().release_unused()  # Arrow keeps freed blocks otherwise
+        return series
+
+
+class _ParquetColumns(_ArrowColumns):
+    """:class:`_ArrowColumns` of a parquet file: each column read from the file
+    only when it is taken, so one raw column is alive at a time."""
+
+    def __init__(
+        self, path: Path, rename: Mapping[str, str], dictionary: Sequence[str], rows: int
+    ) -> None:
+        super().__init__({name: column for column, name in rename.items()}, row_range(rows))
+        self.path = path
+        self.dictionary = set(dictionary)
+
+    def _read(self, name: str) -> Any:
         import pyarrow.parquet as pq
 
-        column = self.file_name.pop(name)
-        self.columns.remove(name)
+        column = self.arrow.pop(name)
         try:
             # read_table decodes row groups in parallel (1.5x faster than ParquetFile.read)
-            arrow = pq.read_table(
+            return pq.read_table(
                 self.path,
                 columns=[column],
                 read_dictionary=[column] if column in self.dictionary else None,
-            )
-            series = arrow.to_pandas(
-                self_destruct=True,
-                split_blocks=True,
-                types_mapper={pa.bool_(): pd.BooleanDtype()}.get,
-            )[column]
+            ).rename_columns([name])
         except Exception as exc:  # pyarrow raises ArrowInvalid/OSError on broken files
             raise DataError(
                 "error.data.parquet_unreadable", file=str(self.path), problem=str(exc)
             ) from exc
-        del arrow
-        pa.default_memory_pool().release_unused()  # Arrow keeps freed blocks otherwise
-        return series.rename(name)
 
 
 def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) -> None:
