@@ -569,6 +569,42 @@ def test_distinct_values_judged_once_find_the_same_rows(
         assert compacted
 
 
+@pytest.mark.parametrize(
+    ("name", "dataset"),
+    [
+        ("bad_values.csv", "callbacks"),
+        ("missing_values.csv", "callbacks"),
+        ("unknown_department.csv", "callbacks"),
+        ("duplicate_rows.csv", "callbacks"),
+        ("not_allowed_values.csv", "calls"),
+        ("out_of_range.csv", "calls"),
+        ("stray_rows_from_other_month.csv", "calls"),
+    ],
+)
+def test_a_parquet_export_read_in_gx_form_finds_what_its_csv_finds(
+    checker: gate.Gate,
+    name: str,
+    dataset: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same records as parquet (text columns read as dictionaries, yes/no
+    columns kept as categoricals of their values, numbers coded): the same
+    failures, counts and sample values; rows one less (no header line)."""
+    plain = _validate(checker, name, dataset)
+    records = pd.read_csv(BAD / name, dtype=str, keep_default_na=False)
+    parquet = tmp_path / (Path(name).stem + ".parquet")
+    records.to_parquet(parquet, index=False)
+    monkeypatch.setattr(gate, "LARGE_TABLE", 1)
+    monkeypatch.setattr(gate, "COMPACT_SHARE", 1.0)
+    period, parameters = "2026-10", checker.export_parameters("2026-10", [])
+    result, _ = checker.validate(DATASETS[dataset], parquet, period, parameters)
+    assert plain.failures
+    assert sorted(
+        (f.reason, f.column, f.count, [r - 1 for r in f.rows], f.values) for f in plain.failures
+    ) == sorted((f.reason, f.column, f.count, f.rows, f.values) for f in result.failures)
+
+
 def test_a_compact_frame_maps_failing_values_to_every_row_holding_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -179,3 +179,32 @@ def test_the_edge_space_check_agrees_with_the_regular_expression(value: str | No
     )
     expected = bool(pc.any(pc.match_substring_regex(arrow, r"^\s|\s$")).as_py())
     assert _edge_space(arrow) is expected
+
+
+@pytest.mark.parametrize(
+    ("dtype", "categories"),
+    [
+        ("bool", ["Y", "N", "是", "否", "", "也许"]),
+        ("period", ["2026-10", "2026年9月", "", "not a month"]),
+        ("int", ["3", "", "7", "3.5"]),
+    ],
+)
+def test_columns_read_as_dictionaries_convert_alike_expanded_or_kept_categorical(
+    dtype: str, categories: list[str]
+) -> None:
+    """A reader's ``keep`` gets dictionary columns as a categorical of their converted
+    values (one byte a row): every row holds what the expanded column holds."""
+    column = next(c for d in DATASETS.values() for c in d.columns if c.dtype == dtype)
+    codes = pd.Series([0, 1, 2, 3, -1, 1, 0, 3, 2, 1] * 3).to_numpy(dtype="int8")
+    codes[codes >= len(categories)] = -1
+
+    def converted() -> io._Converted:
+        return io._convert_values(column, pd.Series(categories, dtype="str"), None)
+
+    expanded = io._expand(converted(), codes)
+    kept = io._expand(converted(), codes, categorical=True)
+    assert isinstance(kept.values.dtype, pd.CategoricalDtype)
+    assert kept.values.astype(object).where(kept.values.notna(), None).tolist() == (
+        expanded.values.astype(object).where(expanded.values.notna(), None).tolist()
+    )
+    assert [list(m) for _, _, m in kept.bad] == [list(m) for _, _, m in expanded.bad]

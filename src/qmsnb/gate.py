@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -294,11 +295,33 @@ def _import_gx() -> None:
         _IMPORT["gx"] = gx
 
 
+#: the interpreter's thread switch interval while GX imports in the background
+_IMPORT_SWITCH_INTERVAL = 0.0005
+
+
+def _import_in_background() -> None:
+    try:
+        _import_gx()
+    finally:
+        sys.setswitchinterval(_SWITCH_INTERVAL[0])
+
+
+_SWITCH_INTERVAL = [sys.getswitchinterval()]
+
+
 def preload() -> None:
-    """Start importing GX in a background thread (the batch reads files meanwhile)."""
+    """Start importing GX in a background thread (the batch reads files meanwhile).
+
+    The import is ~2.5 s of Python holding the GIL. The reader in the main thread
+    releases the GIL for each numpy or Arrow step and, at the default 5 ms switch
+    interval, waited up to 5 ms to get it back after each: a 12-million-key
+    column's packing took 3.2 s instead of 0.5 s. While the import runs, threads
+    switch every 0.5 ms."""
     if "gx" in _IMPORT or _IMPORT_THREAD:
         return
-    thread = threading.Thread(target=_import_gx, name="qmsnb-gx-import", daemon=True)
+    _SWITCH_INTERVAL[0] = sys.getswitchinterval()
+    sys.setswitchinterval(min(_IMPORT_SWITCH_INTERVAL, _SWITCH_INTERVAL[0]))
+    thread = threading.Thread(target=_import_in_background, name="qmsnb-gx-import", daemon=True)
     _IMPORT_THREAD.append(thread)
     thread.start()
 
@@ -524,6 +547,10 @@ class _GxForm:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.packings: dict[str, _KeyPacking] = {}
+        #: for each packed key, the rows whose key occurs again (:func:`_repeated`),
+        #: found while the file is read: the sort lets go of the GIL, so it runs
+        #: while GX imports in the background
+        self.repeated: dict[str, np.ndarray] = {}
 
     def __call__(self, column: Column, values: pd.Series) -> Any:
         name = column.name
@@ -543,6 +570,7 @@ class _GxForm:
             found = _packed_key(values)
             if found is not None:
                 codes, self.packings[name] = found
+                self.repeated[name] = _repeated(pd.Series(codes, copy=False))
                 return codes
         if isinstance(values.dtype, np.dtype):
             return values.to_numpy(copy=False)
@@ -658,36 +686,35 @@ _MONTH_ROWS = 1 << 20
 
 def _months(stamps: np.ndarray) -> pd.Categorical:
     """The month (``2026-10``) of each timestamp, as a categorical of the months
-    present (missing: NaN), computed a million rows at a time."""
-    n = len(stamps)
-    missing = np.iinfo(np.int32).min
-    months = np.empty(n, dtype=np.int32)  # months since 1970-01
-    low, high = np.iinfo(np.int32).max, missing
-    for start in range(0, n, _MONTH_ROWS):
-        part = stamps[start : start + _MONTH_ROWS].astype("datetime64[M]")
-        out = months[start : start + len(part)]
-        out[:] = part.view("int64")
-        absent = np.isnat(part)
-        out[absent] = missing
-        if not absent.all():
-            low = min(low, int(out[~absent].min()))
-            high = max(high, int(out[~absent].max()))
-    if high < low:  # no dates at all
-        present = np.zeros(0, dtype=np.int64)
-    else:  # the months present: counted over the (short) span of months seen
-        seen = np.zeros(high - low + 1, dtype=bool)
-        for start in range(0, n, _MONTH_ROWS):
-            part = months[start : start + _MONTH_ROWS]
-            seen[part[part != missing] - low] = True
-        present = np.flatnonzero(seen) + low
-    small = np.int8 if len(present) < 127 else np.int16 if len(present) < 32_767 else np.int32
-    codes = np.empty(n, dtype=small)
-    for start in range(0, n, _MONTH_ROWS):
-        part = months[start : start + _MONTH_ROWS]
-        found = np.searchsorted(present, part)
-        codes[start : start + len(part)] = np.where(part == missing, -1, found)
-    del months
-    labels = [str(np.datetime64(int(v), "M")) for v in present]
+    present (missing: NaN): each timestamp placed among the month boundaries
+    between the earliest and the latest (no calendar arithmetic per row)."""
+    stamps = stamps.astype("datetime64[us]", copy=False)
+    values = stamps.view("int64")
+    present_mask = ~np.isnat(stamps)
+    if not present_mask.any():
+        return pd.Categorical.from_codes(np.full(len(stamps), -1, dtype=np.int8), categories=[])
+    top = np.iinfo(np.int64)
+    low = values.min(where=present_mask, initial=top.max)
+    high = values.max(where=present_mask, initial=top.min)
+    first = np.datetime64(int(low), "us").astype("datetime64[M]")
+    last = np.datetime64(int(high), "us").astype("datetime64[M]")
+    months = np.arange(first, last + 1)  # every month from the earliest to the latest
+    starts = months[1:].astype("datetime64[us]").view("int64")
+    position = np.empty(len(stamps), dtype=_code_type(len(months)))
+    for start in range(0, len(stamps), _MONTH_ROWS):
+        part = values[start : start + _MONTH_ROWS]
+        position[start : start + len(part)] = np.searchsorted(starts, part, side="right")
+    # only the months that hold a timestamp become categories
+    seen = np.zeros(len(months), dtype=bool)
+    for start in range(0, len(stamps), _MONTH_ROWS):
+        part = position[start : start + _MONTH_ROWS]
+        seen[part[present_mask[start : start + _MONTH_ROWS]]] = True
+    present = np.flatnonzero(seen)
+    renumber = np.full(len(months), -1, dtype=_code_type(len(present)))
+    renumber[present] = np.arange(len(present))
+    codes = renumber[position]
+    codes[~present_mask] = -1
+    labels = [str(month) for month in months[present]]
     return pd.Categorical.from_codes(codes, categories=labels)
 
 
@@ -1083,9 +1110,16 @@ def _without_unreadable(failures: list[Failure], table: io.LoadedTable) -> list[
 
 
 def _runs(
-    items: list[dict[str, Any]], view: pd.DataFrame
+    items: list[dict[str, Any]],
+    view: pd.DataFrame,
+    repeated: Mapping[str, np.ndarray] | None = None,
 ) -> Iterator[tuple[list[dict[str, Any]], pd.DataFrame, _Compact | None]]:
-    """The frames GX validates a table's expectations on, one group at a time."""
+    """The frames GX validates a table's expectations on, one group at a time.
+
+    Args:
+        repeated: for some columns, the rows whose value occurs again, already
+            found (:attr:`_GxForm.repeated`).
+    """
     if len(view) < LARGE_TABLE:
         yield items, view, None
         return
@@ -1103,7 +1137,8 @@ def _runs(
         if duplicates and len(columns) == 1:
             # only rows whose value occurs again can break uniqueness: GX judges
             # those (the same failing rows) instead of 12 million
-            again = _repeated(view[columns[0]])
+            known = (repeated or {}).get(columns[0])
+            again = known if known is not None else _repeated(view[columns[0]])
             subset = view.loc[again, [io.ROW, columns[0]]].reset_index(drop=True)
             yield duplicates, _plain(subset), None
             group = [item for item in group if not _duplicates_only(item)]
@@ -1160,7 +1195,8 @@ class _Runner:
             return [], skipped, 0
         found: list[tuple[int, Failure]] = []
         position = {id(item): i for i, item in enumerate(items)}
-        for group, frame, compact in _runs(items, view):
+        repeated = table.keep.repeated if isinstance(table.keep, _GxForm) else None
+        for group, frame, compact in _runs(items, view, repeated):
             found.extend(
                 (position[id(item)], failure)
                 for item, failure in self._run(table, spec, path, parameters, group, frame, compact)

@@ -684,12 +684,27 @@ def _convert_values(column: Column, raw: pd.Series, params: Params | None) -> _C
     return out
 
 
-def _expand(converted: _Converted, codes: np.ndarray) -> _Converted:
-    """Values converted once per distinct value (the categories) → one per row."""
+def _expand(converted: _Converted, codes: np.ndarray, categorical: bool = False) -> _Converted:
+    """Values converted once per distinct value (the categories) → one per row.
+
+    Text comes back as a categorical; other types as their own arrays, or as a
+    categorical of the converted values when ``categorical`` (a reader's ``keep``
+    takes them so: yes/no columns then stay one byte a row, never expanded).
+    """
     missing = codes < 0
     safe = np.where(missing, 0, codes) if missing.any() else codes
     values = converted.values
-    if pd.api.types.is_string_dtype(values.dtype):
+    if categorical and not pd.api.types.is_string_dtype(values.dtype):
+        # equal converted values (Y and 是 both yes) share one category
+        value_codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        small = np.min_scalar_type(-max(len(uniques), 1))
+        row_codes = value_codes.astype(small)[safe]
+        row_codes[missing] = -1
+        expanded = pd.Series(
+            pd.Categorical.from_codes(row_codes, dtype=pd.CategoricalDtype(pd.Index(uniques))),
+            copy=False,
+        )
+    elif pd.api.types.is_string_dtype(values.dtype):
         new_codes, uniques = pd.factorize(values.to_numpy(dtype=object, na_value=None))
         # the smallest integers that hold the codes: 12 million rows of int64 codes
         # would be 96 MB for a column of a few hundred agents
@@ -782,7 +797,11 @@ def _convert_column(
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # convert each distinct value once (the fast readers' dictionary columns)
         categories = pd.Series(raw.cat.categories.astype("str"))
-        converted = _expand(_convert_values(column, categories, params), raw.cat.codes.to_numpy())
+        converted = _expand(
+            _convert_values(column, categories, params),
+            raw.cat.codes.to_numpy(),
+            categorical=table.keep is not None,
+        )
     else:
         converted = _convert_values(column, raw, params)
     for reason, expected, mask in converted.bad:
