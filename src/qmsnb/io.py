@@ -1117,19 +1117,27 @@ class _ParquetColumns(_ArrowColumns):
     only when it is taken, so one raw column is alive at a time."""
 
     def __init__(
-        self, path: Path, rename: Mapping[str, str], dictionary: Sequence[str], rows: int
+        self,
+        path: Path,
+        rename: Mapping[str, str],
+        dictionary: Sequence[str],
+        rows: int,
+        encode: set[str] | None = None,
     ) -> None:
         super().__init__({name: column for column, name in rename.items()}, row_range(rows))
         self.path = path
         self.dictionary = set(dictionary)
+        self.encode = encode or set()
 
     def _read(self, name: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         column = self.arrow.pop(name)
         try:
             # read_table decodes row groups in parallel (1.5x faster than ParquetFile.read)
-            return pq.read_table(
+            arrow = pq.read_table(
                 self.path,
                 columns=[column],
                 read_dictionary=[column] if column in self.dictionary else None,
@@ -1138,6 +1146,22 @@ class _ParquetColumns(_ArrowColumns):
             raise DataError(
                 "error.data.parquet_unreadable", file=str(self.path), problem=str(exc)
             ) from exc
+        values = arrow.column(0)
+        if name in self.encode and _few_distinct(values):
+            arrow = pa.table({name: pc.dictionary_encode(values)})
+        return arrow
+
+
+def _few_distinct(values: Any, sample: int = 1 << 16) -> bool:
+    """Whether a numeric Arrow column's first values repeat enough to encode it as a
+    dictionary (at most a quarter of them distinct)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return False
+    head = values.slice(0, sample)
+    return len(head) > 0 and pc.count_distinct(head).as_py() <= len(head) // 4
 
 
 def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) -> None:
@@ -1161,7 +1185,19 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError on broken files
         raise DataError("error.data.parquet_unreadable", file=str(path), problem=str(exc)) from exc
     table.unknown_columns = [str(c) for c in names if c not in rename]
-    raw = _ParquetColumns(path, rename, dictionary, rows)
+    # for a caller that keeps its own form of each column (the gate), numbers with
+    # few distinct values are dictionary-encoded by Arrow too (in C++, without the
+    # GIL): they are then converted once per distinct value, like text
+    encode = (
+        {
+            name
+            for name in rename.values()
+            if dataset.column(name).dtype in ("int", "float") and name not in dataset.key
+        }
+        if table.keep is not None
+        else set()
+    )
+    raw = _ParquetColumns(path, rename, dictionary, rows, encode)
     _convert(raw, table, params)  # type: ignore[arg-type]
 
 
