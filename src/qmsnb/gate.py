@@ -808,7 +808,9 @@ class _Compact:
         frame: one row per distinct value (combination): the columns as typed in
             the view, the row number of the first row holding it (``_row``) and its
             id (``_value``).
-        codes: a code per row of the view (equal codes: equal values).
+        codes: a code per row of the view (equal codes: equal values; -1 is the
+            last code, as numpy indexes it: a categorical's own codes serve as
+            they are, no copy of a 12-million-row column is kept).
         ids: the id of each code (-1: a code no row has).
         counts: how many rows hold each id.
         rows: the view's row numbers (in the original file), aligned with ``codes``.
@@ -837,24 +839,28 @@ class _Compact:
 
 
 def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
-    """A code per row, equal for equal values (0: missing), and the number of
-    codes; None when the column has too many distinct values to gain from it."""
+    """A code per row, equal for equal values, and the number of codes ``width``
+    (-1, missing, stands for code ``width - 1``); None when the column has too many
+    distinct values to gain from it. A categorical's codes are its own (no copy)."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        width = len(dtype.categories) + 1
-        codes = series.cat.codes.to_numpy().astype(np.int16 if width < 2**15 else np.int32)
-        codes += 1  # in place: one array of the narrowest width
-        return codes, width
+        return series.cat.codes.to_numpy(), len(dtype.categories) + 1
     if pd.api.types.is_bool_dtype(dtype):
-        codes = series.to_numpy(dtype=np.int8, na_value=-1) + np.int8(1)
-        return codes, 3
+        return series.to_numpy(dtype=np.int8, na_value=-1), 3
     # a sample first: factorizing a column of near-unique values costs for nothing
     step = max(1, len(series) // 65_536)
     sample = series.iloc[::step]
     if sample.nunique(dropna=False) > COMPACT_SHARE * len(sample):
         return None
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    return codes.astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64) + 1, len(uniques) + 1
+    return codes.astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64), len(uniques) + 1
+
+
+def _nonnegative(codes: np.ndarray, width: int) -> np.ndarray:
+    """``codes`` with -1 written as ``width - 1`` (a new array of at least int64)."""
+    out = codes.astype(np.int64)
+    out[out < 0] += width
+    return out
 
 
 def _compact(view: pd.DataFrame, columns: Sequence[str]) -> _Compact | None:
@@ -872,22 +878,25 @@ def _compact(view: pd.DataFrame, columns: Sequence[str]) -> _Compact | None:
         if key is None:
             key, size = codes, width
             continue
+        if key.min() < 0:
+            key = _nonnegative(key, size)
         if size * width > 4 * n:  # keep the combined codes small: renumber them
             key, uniques = pd.factorize(key)
             size = len(uniques)
-        key = key.astype(np.int64) * width + codes
+        key = key.astype(np.int64) * width + _nonnegative(codes, width)
         size *= width
     assert key is not None
-    # counted a million rows at a time (bincount takes int64: a whole column's copy)
+    # counted a million rows at a time (bincount takes non-negative int64: a whole
+    # column's copy otherwise)
     counts = np.zeros(size, dtype=np.int64)
     for start in range(0, n, _CODE_ROWS):
-        counts += np.bincount(key[start : start + _CODE_ROWS], minlength=size)
+        counts += np.bincount(_nonnegative(key[start : start + _CODE_ROWS], size), minlength=size)
     present = np.flatnonzero(counts)
     if len(present) > COMPACT_SHARE * n:
         return None
     ids = np.full(size, -1, dtype=np.int64)
     ids[present] = np.arange(len(present))
-    first = _first_rows(key, present)
+    first = _first_rows(key, present, size)
     rows = view[io.ROW].to_numpy()
     frame = _plain(view[list(columns)].iloc[first].reset_index(drop=True))
     frame[io.ROW] = rows[first]
@@ -895,20 +904,23 @@ def _compact(view: pd.DataFrame, columns: Sequence[str]) -> _Compact | None:
     return _Compact(frame=frame, codes=key, ids=ids, counts=counts[present], rows=rows)
 
 
-def _first_rows(key: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """The position of the first row holding each code of ``present`` (sorted): the
-    few distinct values of a large column mostly appear in its first rows; the
-    rows holding the others are found with one lookup per row."""
-    head = key[: 1 << 18]
-    codes, at = np.unique(head, return_index=True)
+def _first_rows(key: np.ndarray, present: np.ndarray, size: int) -> np.ndarray:
+    """The position of the first row holding each code of ``present`` (sorted, in
+    ``range(size)``; -1 in ``key`` is ``size - 1``): the few distinct values of a
+    large column mostly appear in its first rows; the rows holding the others are
+    found with one lookup per row."""
     first = np.full(len(present), -1, dtype=np.int64)
-    first[np.searchsorted(present, codes)] = at
+
+    def place(codes: np.ndarray, at: np.ndarray) -> None:
+        first[np.searchsorted(present, _nonnegative(codes, size))] = at
+
+    place(*np.unique(key[: 1 << 18], return_index=True))
     if (first < 0).any():  # rarer values: only the rows holding them are looked at
-        wanted = np.zeros(int(present[-1]) + 1, dtype=bool)
+        wanted = np.zeros(size, dtype=bool)
         wanted[present[first < 0]] = True
-        rows = np.flatnonzero(wanted[key])
+        rows = np.flatnonzero(wanted[key])  # -1 indexes the last code, as meant
         codes, at = np.unique(key[rows], return_index=True)
-        first[np.searchsorted(present, codes)] = rows[at]
+        place(codes, rows[at])
     return first
 
 
