@@ -24,7 +24,7 @@ import sys
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1152,11 +1152,14 @@ class _ArrowColumns:
 
         return pa.table({name: self.arrow.pop(name)})
 
+    def _take(self, name: str) -> Any:
+        return self._read(name)
+
     def pop(self, name: str) -> pd.Series:
         import pyarrow as pa
 
         self.columns.remove(name)
-        arrow = self._read(name)
+        arrow = self._take(name)
         series = _arrow_to_pandas(arrow, name)
         del arrow
         pa.default_memory_pool().release_unused()  # Arrow keeps freed blocks otherwise
@@ -1174,11 +1177,32 @@ class _ParquetColumns(_ArrowColumns):
         dictionary: Sequence[str],
         rows: int,
         encode: set[str] | None = None,
+        order: Sequence[str] | None = None,
     ) -> None:
         super().__init__({name: column for column, name in rename.items()}, row_range(rows))
         self.path = path
         self.dictionary = set(dictionary)
         self.encode = encode or set()
+        self.order = list(order or [])
+        self.ahead: tuple[str, Future[Any]] | None = None
+
+    def _take(self, name: str) -> Any:
+        """The column ``name``, read ahead if it was; then the next one in
+        :attr:`order` is read in a second thread (parquet decoding lets go of the
+        GIL) while this one is converted: one more raw column in memory."""
+        if self.ahead is not None and self.ahead[0] == name:
+            arrow = self.ahead[1].result()
+        else:
+            if self.ahead is not None:  # read out of order: the read-ahead is dropped
+                self.ahead[1].result()
+            arrow = self._read(name)
+        self.ahead = None
+        following = [c for c in self.order if c in self.arrow]
+        if following:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="qmsnb-read-ahead")
+            self.ahead = (following[0], pool.submit(self._read, following[0]))
+            pool.shutdown(wait=False)  # its thread ends with this one read
+        return arrow
 
     def _read(self, name: str) -> Any:
         import pyarrow as pa
@@ -1248,7 +1272,9 @@ def _read_parquet_file(path: Path, table: LoadedTable, params: Params | None) ->
         if table.keep is not None
         else set()
     )
-    raw = _ParquetColumns(path, rename, dictionary, rows, encode)
+    # in the order the columns are converted (read ahead one at a time)
+    order = [c.name for c in dataset.columns if c.name in rename.values()]
+    raw = _ParquetColumns(path, rename, dictionary, rows, encode, order)
     _convert(raw, table, params)  # type: ignore[arg-type]
 
 
