@@ -390,3 +390,60 @@ def test_a_forked_kernel_is_used_right_after_ready_and_stopped_at_once(tmp_path:
         finally:
             client.close()
     assert all("".join(t) == "first\nsecond\n" for t in texts), texts
+
+
+def _prepared_folder(folder: Path, value: float) -> Path:
+    """A minimal prepared folder: meta.json and a KPI table holding ``value``."""
+    import pandas as pd
+
+    from qmsnb import io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_parquet(folder / "kpi.parquet", pd.DataFrame({"value": [value]}))
+    io.write_json(folder / "meta.json", {"registers": [], "tables": []})
+    return folder
+
+
+def test_prepared_tables_are_read_once_and_again_when_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmsnb import io, prepare
+
+    folder = _prepared_folder(tmp_path / "_prepared", 1.0)
+    monkeypatch.setattr(prepare, "_REMEMBERED", {})
+    prepare.remember(folder)
+    reads: list[Path] = []
+    real_read = io.read_parquet
+    monkeypatch.setattr(io, "read_parquet", lambda p: reads.append(p) or real_read(p))
+    kpi, _, _ = prepare.read_prepared(folder)
+    kpi.loc[0, "value"] = 99.0  # a report's change stays in its own frame
+    again = prepare.read_prepared(tmp_path / "x" / ".." / "_prepared")[0]
+    assert again["value"].tolist() == [1.0]
+    assert reads == []
+    _prepared_folder(folder, 2.0)  # the batch prepared again: the file changed
+    assert prepare.read_prepared(folder)[0]["value"].tolist() == [2.0]
+    assert reads == [folder / "kpi.parquet"]
+
+
+def test_kernels_find_the_batch_prepared_tables_read_by_the_template(tmp_path: Path) -> None:
+    folder = _prepared_folder(tmp_path / "_prepared", 3.0)
+    source = notebook(
+        tmp_path,
+        "uses_prepared",
+        "from pathlib import Path\n"
+        "from qmsnb import io, prepare\n"
+        "io.read_parquet = None  # reading a file now would fail\n"
+        "kpi, _, _ = prepare.read_prepared(Path(prepared_dir))\n"
+        "print(kpi['value'].tolist())",
+        parameters='prepared_dir = ""',
+    )
+    out = tmp_path / "out"
+    jobs = [job(source, out, f"d{i}", prepared_dir="../../_prepared") for i in range(2)]
+    assert Path(jobs[0].cwd, "../../_prepared").resolve() == folder.resolve()
+    engine = WarmEngine()
+    results = run(engine, jobs)
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    for result in results:
+        nb = nbformat.read(result.job.output, as_version=4)
+        printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert "[3.0]" in printed

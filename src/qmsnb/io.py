@@ -169,6 +169,16 @@ def _has_blank_line(data: bytes) -> bool:
     return bool((gaps == 1).any() or ((gaps == 2) & (codes[breaks[:-1] + 1] == 13)).any())
 
 
+def file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """(size, modification and change times in ns, inode) of a file; None if absent:
+    what tells a file was replaced or changed without reading it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 of a file, read in chunks (never loads the whole file)."""
     return _scan(path)[0]

@@ -536,8 +536,48 @@ def _prepare(
     return meta
 
 
-def read_prepared(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, Any]]:
-    """The prepared tables written by :func:`prepare`."""
+Prepared = tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, Any]]
+
+#: Prepared tables read once in this process (:func:`remember`), by folder, with
+#: the stamps (size, times, inode) of the files they came from.
+_REMEMBERED: dict[str, tuple[tuple[Any, ...], Prepared]] = {}
+
+
+def _stamps(folder: Path, meta: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    names = ["meta.json", "kpi.parquet"]
+    if meta is not None:
+        names += [f"{name}.parquet" for name in meta["registers"] if name in DATASETS]
+    return tuple(io.file_stamp(folder / name) for name in names)
+
+
+def remember(folder: Path) -> None:
+    """Read the prepared tables of ``folder`` now and keep them for
+    :func:`read_prepared`: the warm engine's kernel template calls this once per
+    batch, so each report's kernel, forked from it, finds them read (each
+    report read the same eleven files again: ~50 ms a report)."""
+    folder = Path(folder).resolve()
+    tables = _read_prepared(folder)
+    _REMEMBERED[str(folder)] = (_stamps(folder, tables[2]), tables)
+
+
+def read_prepared(folder: Path) -> Prepared:
+    """The prepared tables written by :func:`prepare`.
+
+    Tables :func:`remember`-ed from the same unchanged files are not read again;
+    the caller gets its own frames (shallow copies: pandas copies on write)."""
+    found = _REMEMBERED.get(str(Path(folder).resolve()))
+    if found is not None:
+        stamps, (kpi, regs, meta) = found
+        if stamps == _stamps(Path(folder).resolve(), meta):
+            return (
+                kpi.copy(deep=False),
+                {name: frame.copy(deep=False) for name, frame in regs.items()},
+                json.loads(json.dumps(meta)),
+            )
+    return _read_prepared(Path(folder))
+
+
+def _read_prepared(folder: Path) -> Prepared:
     if not (folder / "meta.json").is_file():
         raise DataError("error.prepared_missing", folder=str(folder))
     meta = io.read_json(folder / "meta.json")

@@ -354,6 +354,7 @@ class WarmEngine:
 
     def __init__(self) -> None:
         self._template: Template | None = None
+        self._prepared: str | None = None
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._stopping = threading.Event()
@@ -378,7 +379,21 @@ class WarmEngine:
             if not self._template_ready:
                 self._template.wait_ready()
                 self._template_ready = True
+                if self._prepared:
+                    self._remember(self._template)
             return self._template
+
+    def _remember(self, template: Template) -> None:
+        """Have the template read the batch's prepared tables once (every report
+        reads them; a failure only means each kernel reads them itself)."""
+        from qmsnb import zygote
+
+        with contextlib.suppress(OSError, ConnectionError, ValueError):
+            client = zygote.ZygoteClient(template.socket)
+            try:
+                client.request({"op": "remember", "prepared": self._prepared})
+            finally:
+                client.sock.close()
 
     def close(self) -> None:
         for worker in list(self._workers):
@@ -454,6 +469,7 @@ class WarmEngine:
         todo: queue.SimpleQueue[tuple[int, Job]] = queue.SimpleQueue()
         for item in enumerate(jobs):
             todo.put(item)
+        self._prepared = _prepared_folder(jobs)
         self.start()
         slots = [
             threading.Thread(target=self._slot, args=(i, todo, done), daemon=True)
@@ -474,6 +490,16 @@ class WarmEngine:
         for i in missing:  # a slot died unexpectedly: say so rather than lose the report
             results[i] = JobResult(jobs[i], "crashed", 0.0, error="not run: engine slot failed")
         return [results[i] for i in range(len(jobs))]
+
+
+def _prepared_folder(jobs: Sequence[Job]) -> str | None:
+    """The prepared-tables folder every job reads (``prepared_dir``), if they share one."""
+    folders = {
+        str((Path(job.cwd or ".") / str(job.parameters["prepared_dir"])).resolve())
+        for job in jobs
+        if job.parameters.get("prepared_dir")
+    }
+    return folders.pop() if len(folders) == 1 else None
 
 
 if __name__ == "__main__":  # a worker process of WarmEngine

@@ -22,8 +22,11 @@ session and process group, and dies with the template.
 
 Protocol (JSON lines over a Unix socket, one connection per worker):
 ``{"op": "fork", "argv": [...], "cwd": ..., "env": {...}}`` → ``{"pid": n}``;
-``{"op": "ping"}`` → ``{"pid": n, "rss_mib": x}``; and, unasked, ``{"exit": pid,
-"code": c}`` on the connection that forked ``pid`` when it ends.
+``{"op": "ping"}`` → ``{"pid": n, "rss_mib": x}``; ``{"op": "remember", "prepared":
+folder}`` → ``{"remembered": true}`` (the batch's prepared tables read once into
+the template, so every kernel forked afterwards has them: read-only data, the
+same for every report, copied on write like everything else); and, unasked,
+``{"exit": pid, "code": c}`` on the connection that forked ``pid`` when it ends.
 
 :class:`ZygoteProvisioner` is the ``jupyter_client`` side: a kernel provisioner
 that launches through the template instead of ``Popen``, so papermill and
@@ -347,6 +350,8 @@ class _Server:
             self._send(conn, {"pid": pid})
         elif op == "ping":
             self._send(conn, {"pid": os.getpid(), "rss_mib": _rss_mib(os.getpid())})
+        elif op == "remember":
+            self._send(conn, _remember(str(request.get("prepared", ""))))
         elif op == "stop":
             self.running = False
         else:
@@ -391,6 +396,22 @@ class _Server:
             if line.strip():
                 self._handle(conn, json.loads(line))
         self.buffers[conn] = buffer
+
+
+def _remember(folder: str) -> dict[str, Any]:
+    """Read a batch's prepared tables into the template (:func:`qmsnb.prepare.remember`):
+    every kernel forked afterwards has them. A failure only means kernels read them."""
+    import gc
+
+    try:
+        from qmsnb import prepare
+
+        prepare.remember(Path(folder))
+    except Exception as exc:  # the template must keep serving whatever happened
+        return {"remembered": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    gc.collect()
+    gc.freeze()  # as at start: kernels' collections never walk (and copy) them
+    return {"remembered": True}
 
 
 def _rss_mib(pid: int) -> float:
