@@ -465,6 +465,8 @@ def _nfkc(value: str) -> str:
 
 #: The bytes RE2's ``\s`` matches (tab, newline, form feed, carriage return, space).
 _SPACE_BYTES = np.array([9, 10, 12, 13, 32], dtype=np.uint8)
+#: whether a byte is one of :data:`_SPACE_BYTES`, by its value
+_SPACE_LUT = np.isin(np.arange(256), _SPACE_BYTES)
 
 
 def string_buffers(chunk: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -496,9 +498,10 @@ def _edge_space(arrow: Any) -> bool:
         filled = offsets[1:] > offsets[:-1]
         if chunk.null_count:
             filled &= chunk.is_valid().to_numpy(zero_copy_only=False)
-        first = data[offsets[:-1][filled]]
-        last = data[offsets[1:][filled] - 1]
-        if np.isin(first, _SPACE_BYTES).any() or np.isin(last, _SPACE_BYTES).any():
+        # a lookup per byte (np.isin sorts: 0.3 s of GIL on 92 chunks of call ids)
+        if _SPACE_LUT[data[offsets[:-1][filled]]].any():
+            return True
+        if _SPACE_LUT[data[offsets[1:][filled] - 1]].any():
             return True
     return False
 
