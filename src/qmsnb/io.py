@@ -112,8 +112,8 @@ class LoadedTable:
 # Small file helpers
 # ---------------------------------------------------------------------------
 #: What one read of a file found (its sha256, line breaks, blank lines), by path
-#: and what ``stat`` says of the file (size, inode, modification and change
-#: times in ns): a batch reads each export once for this although the gate, the
+#: and what ``stat`` says of the file (its :func:`file_stamp`: size, modification
+#: and change times in ns, inode): a batch reads each export once for this although the gate, the
 #: KPI prepare and the complaint tables all key their caches by its sha256, and
 #: the CSV reader needs its line count (a 12-million-row CSV takes a second to read).
 _SCANNED: dict[tuple[str, int, int, int, int], tuple[str, int, bool]] = {}
@@ -127,8 +127,7 @@ def _scan(path: Path, chunk: int = 1 << 22) -> tuple[str, int, bool]:
     """(sha256, number of line breaks, whether an empty line sits between two records).
 
     Lines are counted for text files only (:data:`_LINED`; others: -1, False)."""
-    info = os.stat(path)
-    key = (str(Path(path).resolve()), info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+    key = (str(Path(path).resolve()), *_stamp(os.stat(path)))
     found = _SCANNED.get(key)
     if found is not None:
         return found
@@ -169,14 +168,17 @@ def _has_blank_line(data: bytes) -> bool:
     return bool((gaps == 1).any() or ((gaps == 2) & (codes[breaks[:-1] + 1] == 13)).any())
 
 
+def _stamp(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
 def file_stamp(path: Path) -> tuple[int, int, int, int] | None:
     """(size, modification and change times in ns, inode) of a file; None if absent:
     what tells a file was replaced or changed without reading it."""
     try:
-        info = os.stat(path)
+        return _stamp(os.stat(path))
     except OSError:
         return None
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def sha256_file(path: Path) -> str:
