@@ -598,6 +598,14 @@ def _codable(dtype: Any) -> bool:
     )
 
 
+def _few_values(series: pd.Series) -> bool:
+    """Whether a sample of ``series`` (every n-th of ~65,000 values) holds at most
+    :data:`COMPACT_SHARE` distinct values per value: a sample first, before
+    hashing 12 million."""
+    sample = series.iloc[:: max(1, len(series) // 65_536)]
+    return sample.nunique(dropna=False) <= COMPACT_SHARE * len(sample)
+
+
 def _coded(values: pd.Series) -> pd.Categorical | None:
     """``values`` as a categorical of their distinct values (integers as float64, the
     GX form), or None when they are too many to gain from it.
@@ -609,9 +617,7 @@ def _coded(values: pd.Series) -> pd.Categorical | None:
         categories = pd.Index(pd.array([False, True], dtype="boolean"))
         codes = values.to_numpy(dtype=np.int8, na_value=-1)
         return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
-    # a sample first: near-unique values are not worth coding
-    step = max(1, n // 65_536)
-    if values.iloc[::step].nunique(dropna=False) > COMPACT_SHARE * len(values.iloc[::step]):
+    if not _few_values(values):  # near-unique values are not worth coding
         return None
     if isinstance(values.dtype, pd.Int64Dtype) or pd.api.types.is_integer_dtype(values.dtype):
         coded = _coded_range(values)
@@ -628,17 +634,12 @@ def _coded(values: pd.Series) -> pd.Categorical | None:
         uniques = np.union1d(uniques, pd.unique(part[~np.isnan(part)]))
         if len(uniques) > COMPACT_SHARE * n:
             return None
-    codes = np.empty(n, dtype=_code_type(len(uniques)))
+    codes = np.empty(n, dtype=io.code_dtype(len(uniques)))
     index = pd.Index(uniques)  # its hash table is built once: each chunk a lookup
     for start in parts:
         part = chunk(start)
         codes[start : start + len(part)] = index.get_indexer(part)  # NaN: -1
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
-
-
-def _code_type(count: int) -> type[np.signedinteger[Any]]:
-    """The narrowest signed integers that number ``count`` values (and -1)."""
-    return np.int8 if count < 127 else np.int16 if count < 32_767 else np.int32
 
 
 def _coded_range(values: pd.Series) -> pd.Categorical | None:
@@ -668,7 +669,7 @@ def _coded_range(values: pd.Series) -> pd.Categorical | None:
     for start in parts:
         seen[offsets(start)] = True
     present = np.flatnonzero(seen[:span])
-    renumber = np.full(span + 1, -1, dtype=_code_type(len(present)))
+    renumber = np.full(span + 1, -1, dtype=io.code_dtype(len(present)))
     renumber[present] = np.arange(len(present))  # renumber[span] (missing) stays -1
     codes = np.empty(len(data), dtype=renumber.dtype)
     for start in parts:
@@ -720,7 +721,7 @@ def _months(stamps: np.ndarray) -> pd.Categorical:
     last = np.datetime64(int(high), "us").astype("datetime64[M]")
     months = np.arange(first, last + 1)  # every month from the earliest to the latest
     starts = months[1:].astype("datetime64[us]").view("int64")
-    position = np.empty(len(stamps), dtype=_code_type(len(months)))
+    position = np.empty(len(stamps), dtype=io.code_dtype(len(months)))
     for start in range(0, len(stamps), _MONTH_ROWS):
         part = values[start : start + _MONTH_ROWS]
         position[start : start + len(part)] = np.searchsorted(starts, part, side="right")
@@ -730,7 +731,7 @@ def _months(stamps: np.ndarray) -> pd.Categorical:
         part = position[start : start + _MONTH_ROWS]
         seen[part[present_mask[start : start + _MONTH_ROWS]]] = True
     present = np.flatnonzero(seen)
-    renumber = np.full(len(months), -1, dtype=_code_type(len(present)))
+    renumber = np.full(len(months), -1, dtype=io.code_dtype(len(present)))
     renumber[present] = np.arange(len(present))
     codes = renumber[position]
     codes[~present_mask] = -1
@@ -847,10 +848,7 @@ def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
         return series.cat.codes.to_numpy(), len(dtype.categories) + 1
     if pd.api.types.is_bool_dtype(dtype):
         return series.to_numpy(dtype=np.int8, na_value=-1), 3
-    # a sample first: factorizing a column of near-unique values costs for nothing
-    step = max(1, len(series) // 65_536)
-    sample = series.iloc[::step]
-    if sample.nunique(dropna=False) > COMPACT_SHARE * len(sample):
+    if not _few_values(series):  # factorizing near-unique values costs for nothing
         return None
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return codes.astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64), len(uniques) + 1

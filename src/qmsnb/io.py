@@ -712,6 +712,11 @@ def _convert_values(column: Column, raw: pd.Series, params: Params | None) -> _C
     return out
 
 
+def code_dtype(count: int) -> np.dtype[Any]:
+    """The narrowest signed integers that number ``count`` values and -1 (missing)."""
+    return np.min_scalar_type(-max(count, 1))
+
+
 def _expand(converted: _Converted, codes: np.ndarray, categorical: bool = False) -> _Converted:
     """Values converted once per distinct value (the categories) → one per row.
 
@@ -725,7 +730,7 @@ def _expand(converted: _Converted, codes: np.ndarray, categorical: bool = False)
     if categorical and not pd.api.types.is_string_dtype(values.dtype):
         # equal converted values (Y and 是 both yes) share one category
         value_codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        small = np.min_scalar_type(-max(len(uniques), 1))
+        small = code_dtype(len(uniques))
         row_codes = value_codes.astype(small)[safe]
         row_codes[missing] = -1
         expanded = pd.Series(
@@ -736,7 +741,7 @@ def _expand(converted: _Converted, codes: np.ndarray, categorical: bool = False)
         new_codes, uniques = pd.factorize(values.to_numpy(dtype=object, na_value=None))
         # the smallest integers that hold the codes: 12 million rows of int64 codes
         # would be 96 MB for a column of a few hundred agents
-        new_codes = new_codes.astype(np.min_scalar_type(-max(len(uniques), 1)))
+        new_codes = new_codes.astype(code_dtype(len(uniques)))
         row_codes = np.where(missing, -1, new_codes[safe])
         expanded = pd.Series(
             pd.Categorical.from_codes(row_codes, categories=pd.Index(uniques, dtype="str")),
@@ -1129,7 +1134,7 @@ def _dictionary_to_pandas(values: Any) -> pd.Series | None:
     if dictionary.null_count:
         return None
     width = len(dictionary)
-    codes = np.empty(len(values), dtype=np.min_scalar_type(-max(width, 1)))
+    codes = np.empty(len(values), dtype=code_dtype(width))
     position = 0
     for chunk in values.chunks:
         indices = chunk.indices
