@@ -208,3 +208,26 @@ def test_columns_read_as_dictionaries_convert_alike_expanded_or_kept_categorical
         expanded.values.astype(object).where(expanded.values.notna(), None).tolist()
     )
     assert [list(m) for _, _, m in kept.bad] == [list(m) for _, _, m in expanded.bad]
+
+
+def test_a_comma_that_does_not_group_thousands_is_reported_not_guessed(params: Params) -> None:
+    """``1,234`` is a thousands separator (read, with a note); ``12,5`` could be a
+    decimal comma or a typo: the row is reported with its value, never read as 125."""
+    frame = pd.DataFrame(
+        {
+            "Call ID": ["C1", "C2", "C3"],
+            "Start time": ["2026-10-01 09:00:00"] * 3,
+            "Department": ["热线运营部"] * 3,
+            "Queue": ["normal"] * 3,
+            "Billing period": ["Y"] * 3,
+            "Answered": ["Y"] * 3,
+            "Wait (s)": ["1,234", "12,5", "3.5"],
+            "Handle time (s)": ["10"] * 3,
+        }
+    )
+    table = io.typed_frame(frame, "calls", params)
+    assert table.frame["wait_seconds"].tolist()[0] == 1234.0
+    assert pd.isna(table.frame["wait_seconds"].tolist()[1])
+    (problem,) = [p for p in table.problems if p.reason == "not_a_number"]
+    assert (problem.column, problem.rows, problem.values) == ("wait_seconds", (2,), ("12,5",))
+    assert ("note.thousands", {"column": "wait_seconds"}) in table.notes

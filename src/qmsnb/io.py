@@ -538,13 +538,27 @@ def _normalise_text(series: pd.Series) -> tuple[pd.Series, bool]:
     return pd.Series(pd.array(arrow, dtype="string[pyarrow]"), copy=False), changed
 
 
+#: a number whose commas group its digits by three (1,234 or -12,345.67 or 1,234%)
+_GROUPED = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?%?"
+
+
 def _to_number(text: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
     """Numbers with thousands separators or a % sign.
 
+    A comma is read as a thousands separator only where it groups digits by three
+    (``1,234.5``); ``12,5`` (a decimal comma? a typo?) is not a number here: it is
+    reported, never guessed into 125 or 12.5.
+
     Returns (values, bad mask, had %, had thousands separators).
     """
-    had_commas = bool(text.str.contains(",", regex=False).fillna(False).any())
-    cleaned = text.str.replace(",", "", regex=False) if had_commas else text
+    commas = text.str.contains(",", regex=False).fillna(False)
+    had_commas = False
+    cleaned = text
+    if commas.any():
+        grouped = commas & text.str.fullmatch(_GROUPED).fillna(False)
+        had_commas = bool(grouped.any())
+        # other values with a comma keep it: they do not parse, so they are reported
+        cleaned = text.where(~grouped, text.str.replace(",", "", regex=False))
     had_percent = bool(cleaned.str.endswith("%").fillna(False).any())
     if had_percent:
         cleaned = cleaned.str.removesuffix("%")
