@@ -58,3 +58,44 @@ def test_notebook_validation_still_rejects_a_broken_notebook() -> None:
         """
     )
     assert out == "rejected"
+
+
+def test_gx_import_leaves_scipy_stats_and_altair_until_they_are_used() -> None:
+    out = _run(
+        """
+        import sys
+        from qmsnb import gate
+        gate._import_gx()
+        print(
+            sys.modules["scipy.stats"].__qmsnb_deferred__,
+            sys.modules["altair"].__qmsnb_deferred__,
+            "scipy.stats._stats_py" in sys.modules,
+        )
+        """
+    )
+    assert out == "True True False"
+
+
+def test_a_deferred_module_becomes_the_real_one_on_first_use() -> None:
+    out = _run(
+        """
+        import sys
+        from qmsnb import gate
+        gate._import_gx()
+        from great_expectations.expectations.core import (
+            expect_column_kl_divergence_to_be_less_than as kl,
+        )
+        held = kl.stats  # what GX took at import: the stand-in
+        entropy = held.entropy([0.5, 0.5], [0.9, 0.1])
+        real = sys.modules["scipy.stats"]
+        from scipy.stats import norm
+        print(
+            round(float(entropy), 6),
+            getattr(real, "__qmsnb_deferred__", False),
+            held.entropy is real.entropy,
+            round(float(norm.cdf(0)), 2),
+            type(kl.alt.Chart).__name__,
+        )
+        """
+    )
+    assert out == "0.510826 False True 0.5 type"
