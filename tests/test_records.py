@@ -447,6 +447,50 @@ def test_prepare_snapshots_the_store_with_its_fingerprint(
     assert regs["actions"].set_index("action_id").loc[action_id, "owner"] == "快照测试"
 
 
+def test_a_batch_reads_an_unchanged_store_once_and_a_changed_one_again(
+    store: RecordsStore, params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmsnb import records
+
+    reads: list[str] = []
+    real_frame = RecordsStore._frame
+
+    def counted(self: RecordsStore, conn: object, register: str, retired: bool = False):
+        reads.append(register)
+        return real_frame(self, conn, register, retired)
+
+    monkeypatch.setattr(RecordsStore, "_frame", counted)
+    action_id = store.frame("actions")["action_id"].iloc[0]
+    reads.clear()
+    with records.snapshots_reused():
+        first, info = records.snapshot(params)
+        assert sorted(reads) == sorted(REGISTERS)
+        # what the gate does to its copy does not reach prepare's
+        first["actions"].frame.loc[:, "owner"] = "改在副本里"
+        first["actions"].present_columns.append("x")
+        second, again = records.snapshot(params)
+        assert sorted(reads) == sorted(REGISTERS)  # nothing read a second time
+        assert again == info
+        assert "改在副本里" not in set(second["actions"].frame["owner"])
+        assert "x" not in second["actions"].present_columns
+        pd.testing.assert_frame_equal(
+            second["findings"].frame, store.frame("findings"), check_like=True
+        )
+        # a save in between: the store is read again and the save is in it
+        store.update("actions", action_id, {"owner": "批处理中的修改"}, "钱伟")
+        before = len(reads)
+        third, moved = records.snapshot(params)
+        assert len(reads) == before + len(REGISTERS)
+        assert moved["fingerprint"] == store.fingerprint() != info["fingerprint"]
+        owner = third["actions"].frame.set_index("action_id").loc[action_id, "owner"]
+        assert owner == "批处理中的修改"
+    # outside a batch every snapshot reads the store
+    before = len(reads)
+    records.snapshot(params)
+    records.snapshot(params)
+    assert len(reads) == before + 2 * len(REGISTERS)
+
+
 def test_prepare_without_a_store_reads_files_and_creates_none(
     params: Params, tmp_path: Path
 ) -> None:

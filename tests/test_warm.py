@@ -447,3 +447,32 @@ def test_kernels_find_the_batch_prepared_tables_read_by_the_template(tmp_path: P
         nb = nbformat.read(result.job.output, as_version=4)
         printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         assert "[3.0]" in printed
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_workers_started_ahead_are_used_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    ok = notebook(tmp_path, "ok", "print(6 * 7)")
+    engine = WarmEngine()
+    engine.start(workers=2)
+    ahead = [w.proc.pid for w in engine._spare]
+    assert len(ahead) == 2
+    engine._spare[1].kill()  # dies before the batch reaches its reports
+    results = run(engine, [job(ok, tmp_path, f"r{i}") for i in range(4)], workers=2)
+    assert all(r.ok for r in results)
+    used = {r.extra["worker_pid"] for r in results}
+    assert ahead[0] in used and ahead[1] not in used and len(used) == 2
+    assert all(_gone(pid) for pid in ahead)
+
+
+def test_workers_started_ahead_of_a_batch_that_fails_early_are_stopped(tmp_path: Path) -> None:
+    engine = WarmEngine()
+    engine.start(workers=2)
+    started = [w.proc.pid for w in engine._spare] + [engine._template.proc.pid]
+    engine.close()  # what run_batch does when the gate or prepare raises
+    assert all(_gone(pid) for pid in started)

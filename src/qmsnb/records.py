@@ -42,7 +42,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1295,6 +1295,36 @@ def import_order(registers: list[str]) -> list[str]:
     return ordered
 
 
+#: Inside :func:`snapshots_reused`: store url → (params, fingerprint, tables, info)
+#: of the last snapshot; None outside.
+_REUSED: dict[str, tuple[Params, str, dict[str, io.LoadedTable], dict[str, Any]]] | None = None
+
+
+@contextlib.contextmanager
+def snapshots_reused() -> Iterator[None]:
+    """Within the block, :func:`snapshot` of a store whose records have not changed
+    since its last snapshot returns copies of that one instead of reading and typing
+    every register again (a batch snapshots the store in the gate and in prepare:
+    ~0.7 s each on the demo). Any change to any record changes the fingerprint,
+    and the store is read again."""
+    global _REUSED
+    outer, _REUSED = _REUSED, {}
+    try:
+        yield
+    finally:
+        _REUSED = outer
+
+
+def _copy_table(table: io.LoadedTable) -> io.LoadedTable:
+    return replace(
+        table,
+        frame=table.frame.copy(),
+        problems=list(table.problems),
+        notes=list(table.notes),
+        present_columns=list(table.present_columns),
+    )
+
+
 def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]:
     """The registers the store keeps as loader tables, and the store's fingerprint.
 
@@ -1305,6 +1335,10 @@ def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]
     if not store_exists(params):
         return {}, {}
     with open_store(params) as store, store._read() as conn:
+        whole = store._fingerprint(conn, None)
+        reused = _REUSED.get(store.url) if _REUSED is not None else None
+        if reused is not None and reused[0] is params and reused[1] == whole:
+            return {k: _copy_table(v) for k, v in reused[2].items()}, dict(reused[3])
         tables: dict[str, io.LoadedTable] = {}
         for register in store._owned(conn):
             if register not in DATASETS:
@@ -1316,11 +1350,10 @@ def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]
                 frame=store._frame(conn, register),
                 source=f"{store.display_url}#{register}",
             )
-        info = {
-            "url": store.display_url,
-            "fingerprint": store._fingerprint(conn, None),
-            "registers": sorted(tables),
-        }
+        info = {"url": store.display_url, "fingerprint": whole, "registers": sorted(tables)}
+        if _REUSED is not None:
+            _REUSED[store.url] = (params, whole, tables, info)
+            return {k: _copy_table(v) for k, v in tables.items()}, dict(info)
     return tables, info
 
 

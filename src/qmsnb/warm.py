@@ -357,15 +357,21 @@ class WarmEngine:
         self._prepared: str | None = None
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
+        #: workers started ahead by :meth:`start`, not yet given a slot
+        self._spare: list[_Worker] = []
         self._stopping = threading.Event()
         self.stats: dict[str, Any] = {"template_restarts": 0, "worker_restarts": 0}
 
     # the template ---------------------------------------------------------
-    def start(self) -> None:
-        """Start the template early (it imports for ~2 s); :meth:`run` waits for it."""
+    def start(self, workers: int = 0) -> None:
+        """Start the template early (it imports for ~2 s) and up to ``workers``
+        workers (each imports papermill for ~0.5 s) while the batch gates and
+        prepares the period; :meth:`run` waits for them."""
         if self._template is None:
             self._template = Template().start()
             self._template_ready = False
+        while len(self._spare) < workers:
+            self._spare.append(self._new_worker(len(self._spare)))
 
     def _ensure_template(self) -> Template:
         with self._lock:
@@ -399,6 +405,7 @@ class WarmEngine:
         for worker in list(self._workers):
             worker.kill()
         self._workers.clear()
+        self._spare.clear()
         if self._template is not None:
             self._template.close()
             self._template = None
@@ -414,6 +421,16 @@ class WarmEngine:
         with self._lock:
             self._workers.append(worker)
         return worker
+
+    def _spare_worker(self) -> _Worker | None:
+        with self._lock:
+            while self._spare:
+                worker = self._spare.pop(0)
+                if worker.alive():
+                    return worker
+                if worker in self._workers:
+                    self._workers.remove(worker)
+        return None
 
     def _retire(self, worker: _Worker, graceful: bool) -> None:
         (worker.stop if graceful else worker.kill)()
@@ -444,7 +461,7 @@ class WarmEngine:
                     self._retire(worker, graceful=worker.alive())
                     worker = None
                 if worker is None:
-                    worker = self._new_worker(index)
+                    worker = self._spare_worker() or self._new_worker(index)
                 result = worker.run(job, job.timeout + self.grace)
                 result.extra.setdefault("template_pid", template.pid)
                 if not worker.alive():
