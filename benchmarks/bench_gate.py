@@ -22,9 +22,10 @@ time (compare CPU seconds then).
     .venv/bin/python benchmarks/run.py gate --skip-naive
     .venv/bin/python benchmarks/run.py gate --repeat=5      # median of 5 (default 3)
 
-qmsnb's gate runs ``--repeat`` times (median wall and CPU seconds, every run listed,
-the largest peak); the peak of a run is the larger of the sampled RSS and the
-process's own high-water mark (``ru_maxrss``).
+Each measurement is preceded by one unmeasured run of the same process (a warm-up,
+as hyperfine's ``--warmup 1``). qmsnb's gate then runs ``--repeat`` times (median
+wall and CPU seconds, every run listed, the largest peak); the peak of a run is
+the larger of the sampled RSS and the process's own high-water mark (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -206,6 +207,11 @@ def main(args: list[str]) -> dict:
         runs["naive_parquet"] = (CHILD_NAIVE, str(root / "params"), str(parquet), suite)
     for name, (child, *rest) in runs.items():
         print(f"  running {name} ...", flush=True)
+        # one unmeasured run first, as hyperfine's --warmup: on this VM the first
+        # process to touch a gigabyte after a pause ran 2-4x slower (36 and 61 s
+        # for a CSV gate of 13-15 s; the file was in the page cache), as the host
+        # backs the guest's memory again; the same for plain GX
+        _run(child, *rest, cwd=root)
         # qmsnb's gate: median of ``repeat`` runs (this VM's wall times move by a
         # quarter between identical runs); plain GX once (45 s a run)
         outcome = _run(child, *rest, cwd=root, repeat=repeat if name.startswith("gate") else 1)

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -648,6 +649,24 @@ def test_a_compact_frame_maps_failing_values_to_every_row_holding_them(
     # a column with a value per row is left alone
     unique = pd.DataFrame({io.ROW: range(2, 12), "id": [f"K{i}" for i in range(10)]})
     assert gate._compact(unique, ["id"]) is None
+
+
+def test_the_first_row_of_each_value_is_found_however_late_it_appears() -> None:
+    # values that first appear after the rows looked at together (2**18) and after
+    # the first million-row chunk, missing values (-1) among them; the reference
+    # is numpy's first index of each code over the whole column
+    n = 2_600_000
+    key = np.zeros(n, dtype=np.int8)
+    key[1::7] = 2
+    key[1_500_000] = 3
+    key[2_400_000:] = 4  # fills the end of the month
+    key[1_100_001] = -1
+    key[2_599_999] = 1
+    size = 6  # codes 0-4 and -1 (standing for 5)
+    as_codes = np.where(key < 0, size - 1, key)
+    present, expected = np.unique(as_codes, return_index=True)
+    assert gate._first_rows(key, present, size).tolist() == expected.tolist()
+    assert expected.tolist() == [0, 2_599_999, 1, 1_500_000, 2_400_000, 1_100_001]
 
 
 # ---------------------------------------------------------------------------

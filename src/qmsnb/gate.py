@@ -865,7 +865,7 @@ def _column_codes(series: pd.Series) -> tuple[np.ndarray, int] | None:
 def _nonnegative(codes: np.ndarray, width: int) -> np.ndarray:
     """``codes`` with -1 written as ``width - 1`` (a new array of at least int64)."""
     out = codes.astype(np.int64)
-    out[out < 0] += width
+    np.add(out, width, out=out, where=out < 0)  # ~half the time of out[out < 0] += width
     return out
 
 
@@ -921,12 +921,23 @@ def _first_rows(key: np.ndarray, present: np.ndarray, size: int) -> np.ndarray:
         first[np.searchsorted(present, _nonnegative(codes, size))] = at
 
     place(*np.unique(key[: 1 << 18], return_index=True))
-    if (first < 0).any():  # rarer values: only the rows holding them are looked at
-        wanted = np.zeros(size, dtype=bool)
-        wanted[present[first < 0]] = True
-        rows = np.flatnonzero(wanted[key])  # -1 indexes the last code, as meant
-        codes, at = np.unique(key[rows], return_index=True)
-        place(codes, rows[at])
+    if not (first < 0).any():
+        return first
+    # rarer values: only the rows holding them are looked at, a million rows at a
+    # time, until each has been seen (a value that fills the second half of the
+    # month is found in its first chunk, not sorted twelve million times)
+    wanted = np.zeros(size, dtype=bool)
+    wanted[present[first < 0]] = True
+    for start in range(1 << 18, len(key), _CODE_ROWS):
+        chunk = key[start : start + _CODE_ROWS]
+        rows = np.flatnonzero(wanted[chunk])  # -1 indexes the last code, as meant
+        if not len(rows):
+            continue
+        codes, at = np.unique(chunk[rows], return_index=True)
+        place(codes, rows[at] + start)
+        wanted[_nonnegative(codes, size)] = False
+        if not wanted.any():
+            break
     return first
 
 
