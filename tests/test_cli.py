@@ -78,6 +78,22 @@ def test_bad_period_format(project: Path, capsys) -> None:
     assert "10/2026" in capsys.readouterr().err
 
 
+def test_a_run_refused_early_leaves_no_engine_process(project: Path, capsys) -> None:
+    # the warm engine's template starts before the batch checks its arguments
+    import psutil
+
+    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "10/2026"])
+    assert code == ExitCode.USER_ERROR
+
+    def engine_process(p: psutil.Process) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE and "qmsnb.zygote" in " ".join(p.cmdline())
+        except psutil.NoSuchProcess:
+            return False
+
+    assert not [p for p in psutil.Process().children(recursive=True) if engine_process(p)]
+
+
 def test_malformed_yaml_message_and_verbose_traceback(project: Path) -> None:
     (project / "params" / "organisation.yaml").write_text("name: {zh: x\n", encoding="utf-8")
     quiet = _run(project, "run", "--period", "2026-10")

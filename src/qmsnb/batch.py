@@ -35,7 +35,7 @@ from typing import Any
 
 from qmsnb import io, publish
 from qmsnb.config import ORGANISATION, Params
-from qmsnb.engines import Job, JobResult, get_engine
+from qmsnb.engines import Engine, Job, JobResult, get_engine
 from qmsnb.exceptions import ExitCode, UsageError
 from qmsnb.i18n import check_lang, period_label, t
 from qmsnb.periods import Period
@@ -346,12 +346,15 @@ def run_batch(
     lang: str | None = None,
     engine: str | None = None,
     before_swap: Callable[[Path], None] | None = None,
+    runner: Engine | None = None,
 ) -> BatchResult:
     """Run the batch for one period (see the module docstring).
 
     Args:
         before_swap: called with the staging folder just before it is swapped in
             (tests use it to simulate an interruption).
+        runner: an engine the caller made (and may have started) already;
+            ``engine`` names one otherwise. It is closed when the batch ends.
 
     Raises:
         UsageError: bad arguments or no exports for the period.
@@ -364,7 +367,7 @@ def run_batch(
     language = check_lang(lang or params.organisation.report_language)
     pairs = plan(params, period, departments=departments, notebooks=notebooks)
     prepare.check_period_exists(params, period)
-    runner = get_engine(engine or params.batch.engine)
+    runner = runner if runner is not None else get_engine(engine or params.batch.engine)
     out_root = params.output_dir
     run_id = new_run_id()
     staging = out_root / STAGING / run_id

@@ -115,18 +115,29 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 # run
 # ---------------------------------------------------------------------------
 def run_run(args: argparse.Namespace) -> int:
-    from qmsnb.batch import run_batch
+    from qmsnb.engines import get_engine
 
     params = _params(args)
-    result = run_batch(
-        params,
-        args.period,
-        departments=args.department,
-        notebooks=args.notebook,
-        jobs=args.jobs,
-        lang=args.lang,
-        engine=args.engine,
-    )
+    runner = get_engine(args.engine or params.batch.engine)
+    warm_up = getattr(runner, "start", None)
+    if warm_up is not None:  # the warm engine's template imports while this process does
+        warm_up()
+    try:
+        from qmsnb.batch import run_batch
+
+        result = run_batch(
+            params,
+            args.period,
+            departments=args.department,
+            notebooks=args.notebook,
+            jobs=args.jobs,
+            lang=args.lang,
+            runner=runner,
+        )
+    finally:
+        stop = getattr(runner, "close", None)
+        if stop is not None:  # also when the batch stopped before its engine ran
+            stop()
     counts: dict[str, int] = {}
     for report in result.reports:
         counts[report["status"]] = counts.get(report["status"], 0) + 1
