@@ -99,3 +99,31 @@ def test_a_deferred_module_becomes_the_real_one_on_first_use() -> None:
         """
     )
     assert out == "0.510826 False True 0.5 type"
+
+
+def test_a_worker_runs_papermill_without_importing_pyarrow_or_requests() -> None:
+    """papermill imports pyarrow (HDFS) and requests (HTTP) at its top; a warm
+    worker defers both, and both still work when a handler needs them."""
+    out = _run(
+        """
+        import sys
+        from qmsnb import warm
+        warm._worker_imports()
+        import papermill.execute
+        from papermill import iorw
+        loaded = [
+            m for m in ("pyarrow", "numpy", "requests")
+            if m in sys.modules and not getattr(sys.modules[m], "__qmsnb_deferred__", False)
+        ]
+        selector = iorw.FileSelector("/tmp", recursive=True)
+        import pyarrow.fs
+        print(
+            loaded,
+            type(selector).__name__,
+            selector.recursive,
+            isinstance(selector, pyarrow.fs.FileSelector),
+            iorw.requests.codes.not_found,
+        )
+        """
+    )
+    assert out == "[] FileSelector True True 404"

@@ -20,6 +20,13 @@ its top and uses only inside functions: Great Expectations imports
 ``scipy.stats`` (for its KL-divergence and KS-test expectations) and ``altair``
 (for chart renderers) at import, ~1.2 s of its ~3 s import on this machine,
 and the gate uses neither. The stand-in becomes the real module on first use.
+
+:func:`defer_callables` is for a module imported as ``from m import A, B`` where
+``A`` and ``B`` are only ever called: papermill's ``iorw`` does ``from pyarrow.fs
+import FileSelector, HadoopFileSystem`` for its HDFS handler, which imports all
+of pyarrow and numpy (~0.4 s and ~40 MiB in every warm-engine worker, whose
+notebooks are local files). The stand-in's ``A`` imports the real module when
+called and calls the real ``A``.
 """
 
 from __future__ import annotations
@@ -122,3 +129,41 @@ def defer_modules(names: tuple[str, ...]) -> None:
             module.__path__ = list(spec.submodule_search_locations)
         module.__dict__["__qmsnb_deferred__"] = True
         sys.modules[name] = module
+
+
+def defer_callables(name: str, callables: tuple[str, ...]) -> None:
+    """Put a :class:`_Deferred` stand-in under ``name`` (if not imported yet) whose
+    ``callables`` are forwarders: calling one imports the real module then.
+
+    No import happens here, not even of the parent package (``find_spec`` of a
+    submodule would import its parent); a missing module fails when used, as an
+    ``ImportError`` from the forwarder.
+    """
+    if name in sys.modules:
+        return
+    module = _DeferredCallables(name, f"Deferred stand-in for {name} (see qmsnb._startup).")
+    module.__dict__["__qmsnb_deferred__"] = True
+    for attr in callables:
+        module.__dict__[attr] = _forwarder(module, attr)
+    sys.modules[name] = module
+
+
+class _DeferredCallables(_Deferred):
+    """A :class:`_Deferred` without a spec: the import system's own look-ups of
+    ``__spec__``, ``__path__`` and the like must not import the real module."""
+
+    __spec__ = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.__qmsnb_real__(), attr)
+
+
+def _forwarder(module: _Deferred, attr: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(module.__qmsnb_real__(), attr)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attr
+    call.__doc__ = f"Imports {module.__name__} on first call, then calls its {attr}."
+    return call

@@ -151,16 +151,28 @@ class _MemoryGuard:
                 return
 
 
+#: What papermill imports at its top for handlers a worker never uses (HTTP
+#: notebooks): imported on first use instead (see :mod:`qmsnb._startup`), as is
+#: pyarrow, which papermill imports for HDFS (~0.4 s and ~40 MiB a worker).
+_WORKER_UNUSED_AT_IMPORT = ("requests",)
+
+
+def _worker_imports() -> None:
+    """What a worker imports before its first job, papermill's unused parts deferred."""
+    from qmsnb._startup import defer_callables, defer_modules, defer_slow_imports
+
+    defer_slow_imports()
+    defer_modules(_WORKER_UNUSED_AT_IMPORT)
+    defer_callables("pyarrow.fs", ("FileSelector", "HadoopFileSystem"))
+    _register_papermill_engine()
+
+
 def worker_main(socket_path: str, kernel_limit_mib: float = 0.0) -> int:
     """A worker: run the jobs read from stdin, one at a time, in forked kernels."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to the log, never into the protocol
-    from qmsnb._startup import defer_slow_imports
-
-    defer_slow_imports()
+    _worker_imports()
     from qmsnb import engines, zygote
-
-    _register_papermill_engine()
 
     def send(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message) + "\n")
