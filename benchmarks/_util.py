@@ -84,6 +84,24 @@ def measure(
     )
 
 
+def timed(
+    cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Measurement:
+    """Run ``cmd`` unobserved: wall time only (``peak_mib`` 0).
+
+    Sampling the memory of a process tree costs CPU in this process while the
+    command runs: every 50 ms it lists the tree and reads each process's
+    ``smaps_rollup``. With the warm engine's half a dozen processes on 2 cores
+    that took 1.5-3.7 s from a 14-16 s batch (measured 2026-11-22), so times and
+    peaks come from separate runs.
+    """
+    started = time.perf_counter()
+    done = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
+    return Measurement(
+        time.perf_counter() - started, 0.0, done.returncode, done.stdout, done.stderr
+    )
+
+
 def in_process_peak() -> float:
     """Peak RSS of this process so far (MiB)."""
     import resource
