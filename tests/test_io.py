@@ -231,3 +231,24 @@ def test_a_comma_that_does_not_group_thousands_is_reported_not_guessed(params: P
     (problem,) = [p for p in table.problems if p.reason == "not_a_number"]
     assert (problem.column, problem.rows, problem.values) == ("wait_seconds", (2,), ("12,5",))
     assert ("note.thousands", {"column": "wait_seconds"}) in table.notes
+
+
+def test_written_files_are_as_readable_as_the_umask_allows(tmp_path: Path) -> None:
+    """Reports are written atomically through a temporary file, which mkstemp makes
+    private (0600); the page a web server or a colleague reads must not be."""
+    import os
+    import stat
+
+    from qmsnb import io
+
+    old = os.umask(0o022)
+    try:
+        page = io.write_text(tmp_path / "report.html", "<p>x</p>")
+        data = io.write_json(tmp_path / "manifest.json", {"a": 1})
+        os.umask(0o077)
+        private = io.write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644
+    assert stat.S_IMODE(data.stat().st_mode) == 0o644
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
