@@ -94,6 +94,52 @@ def test_a_run_refused_early_leaves_no_engine_process(project: Path, capsys) -> 
     assert not [p for p in psutil.Process().children(recursive=True) if engine_process(p)]
 
 
+def _engine_processes() -> list[object]:
+    import psutil
+
+    def engine_process(p: psutil.Process) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE and "qmsnb.zygote" in " ".join(p.cmdline())
+        except psutil.NoSuchProcess:
+            return False
+
+    return [p for p in psutil.Process().children(recursive=True) if engine_process(p)]
+
+
+def test_the_template_started_before_the_params_are_read_is_closed_when_they_choose_papermill(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``qmsnb run`` starts the warm engine's template before reading the params;
+    params that choose papermill get papermill, and the template is gone."""
+    from qmsnb import batch
+    from qmsnb.exceptions import UsageError
+
+    plan = project / "params" / "batch.yaml"
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace("engine: warm", "engine: papermill", 1),
+        encoding="utf-8",
+    )
+    seen: dict[str, object] = {}
+
+    def stop_at_the_batch(params, period, **kw):  # the engine choice is what is tested here
+        seen["runner"] = kw["runner"]
+        seen["templates"] = len(_engine_processes())
+        raise UsageError("error.period.format", value=period)
+
+    monkeypatch.setattr(batch, "run_batch", stop_at_the_batch)
+    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "2026-10"])
+    assert code == ExitCode.USER_ERROR
+    assert type(seen["runner"]).__name__ == "PapermillEngine"
+    assert seen["templates"] == 0 and _engine_processes() == []
+
+
+def test_unreadable_params_leave_no_engine_process(project: Path) -> None:
+    (project / "params" / "organisation.yaml").write_text("name: {zh: x\n", encoding="utf-8")
+    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "2026-10"])
+    assert code == ExitCode.USER_ERROR
+    assert _engine_processes() == []
+
+
 def test_malformed_yaml_message_and_verbose_traceback(project: Path) -> None:
     (project / "params" / "organisation.yaml").write_text("name: {zh: x\n", encoding="utf-8")
     quiet = _run(project, "run", "--period", "2026-10")

@@ -252,3 +252,25 @@ def test_written_files_are_as_readable_as_the_umask_allows(tmp_path: Path) -> No
     assert stat.S_IMODE(page.stat().st_mode) == 0o644
     assert stat.S_IMODE(data.stat().st_mode) == 0o644
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_a_cached_frame_comes_back_with_its_types_or_not_at_all(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from qmsnb import io
+
+    typed = pd.DataFrame(
+        {
+            "id": pd.array(["F-1", None], dtype="string[pyarrow]"),
+            "count": pd.array([3, None], dtype="Int64"),
+            "due": pd.to_datetime(["2026-10-01", None]),
+            "level": pd.Categorical(["高", "低"], categories=["低", "中", "高"], ordered=True),
+        }
+    )
+    io.write_frame_cache(tmp_path / "typed.parquet", typed)
+    pd.testing.assert_frame_equal(io.read_frame_cache(tmp_path / "typed.parquet"), typed)
+    # Python ints in an object column come back as int64: not the frame kept
+    loose = pd.DataFrame({"n": pd.Series([1, 2], dtype=object)})
+    io.write_frame_cache(tmp_path / "loose.parquet", loose)
+    assert io.read_frame_cache(tmp_path / "loose.parquet") is None
+    assert io.read_frame_cache(tmp_path / "missing.parquet") is None

@@ -480,15 +480,68 @@ def test_a_batch_reads_an_unchanged_store_once_and_a_changed_one_again(
         store.update("actions", action_id, {"owner": "批处理中的修改"}, "钱伟")
         before = len(reads)
         third, moved = records.snapshot(params)
-        assert len(reads) == before + len(REGISTERS)
+        assert reads[before:] == ["actions"]  # the others as typed before (disk cache)
         assert moved["fingerprint"] == store.fingerprint() != info["fingerprint"]
         owner = third["actions"].frame.set_index("action_id").loc[action_id, "owner"]
         assert owner == "批处理中的修改"
-    # outside a batch every snapshot reads the store
+    # outside a batch a snapshot reads the store's fingerprints and takes the
+    # unchanged registers as an earlier snapshot typed them (disk cache)
     before = len(reads)
+    outside, _ = records.snapshot(params)
+    assert len(reads) == before
+    pd.testing.assert_frame_equal(outside["actions"].frame, third["actions"].frame)
+
+
+def test_typed_registers_are_kept_between_runs_and_typed_again_on_any_change(
+    store: RecordsStore, params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each register as typed is kept on disk (a run's gate and prepare need not
+    type it again); what comes back is exactly the typed frame, and a changed
+    record, a changed params file or a damaged cache file types it afresh."""
+    from qmsnb import records
+
+    reads: list[str] = []
+    real_frame = RecordsStore._frame
+
+    def counted(self: RecordsStore, conn: object, register: str, retired: bool = False):
+        reads.append(register)
+        return real_frame(self, conn, register, retired)
+
+    monkeypatch.setattr(RecordsStore, "_frame", counted)
+    cache = params.output_dir / ".cache" / "records"
+    first, _ = records.snapshot(params)  # types what is not cached yet
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.parquet")) == sorted(REGISTERS)
+    reads.clear()
+    kept, _ = records.snapshot(params)
+    assert reads == []
+    with store._read() as conn:
+        for register in REGISTERS:
+            fresh = real_frame(store, conn, register)
+            pd.testing.assert_frame_equal(kept[register].frame, fresh, check_exact=True)
+            assert kept[register].sha256 == first[register].sha256
+    # a saved change: only that register is typed again, with the change in it
+    action_id = store.frame("actions")["action_id"].iloc[0]
+    store.update("actions", action_id, {"owner": "缓存之后的修改"}, "钱伟")
+    reads.clear()
+    changed, _ = records.snapshot(params)
+    assert reads == ["actions"]
+    assert changed["actions"].frame.set_index("action_id").loc[action_id, "owner"] == (
+        "缓存之后的修改"
+    )
+    assert len(list(cache.glob("actions-*.parquet"))) == 1  # the older one is gone
+    # a damaged cache file, or a parquet file that is not one, is not used
+    (next(cache.glob("findings-*.parquet"))).write_bytes(b"PAR1 not parquet")
+    io.write_parquet(next(cache.glob("audit_programme-*.parquet")), first["actions"].frame)
+    reads.clear()
+    again, _ = records.snapshot(params)
+    assert sorted(reads) == ["audit_programme", "findings"]
+    pd.testing.assert_frame_equal(again["audit_programme"].frame, first["audit_programme"].frame)
+    # a change to any params file types every register again
+    extra = params.folder / "organisation.yaml"
+    extra.write_text(extra.read_text(encoding="utf-8") + "\n# note\n", encoding="utf-8")
+    reads.clear()
     records.snapshot(params)
-    records.snapshot(params)
-    assert len(reads) == before + 2 * len(REGISTERS)
+    assert sorted(reads) == sorted(REGISTERS)
 
 
 def test_prepare_without_a_store_reads_files_and_creates_none(

@@ -254,6 +254,44 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+_DTYPES_KEY = b"qmsnb_dtypes"
+
+
+def _dtypes(frame: pd.DataFrame) -> str:
+    return json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()])
+
+
+def write_frame_cache(path: Path, frame: pd.DataFrame) -> Path | None:
+    """Keep a typed frame for a later run (parquet with its dtypes noted); None if
+    it cannot be written (a read-only output folder: the cache is only a shortcut)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        metadata = {**(table.schema.metadata or {}), _DTYPES_KEY: _dtypes(frame).encode()}
+        with _atomic(path, "wb") as fh:
+            pq.write_table(table.replace_schema_metadata(metadata), fh)
+    except (OSError, ValueError, TypeError, pa.ArrowException):
+        return None
+    return Path(path)
+
+
+def read_frame_cache(path: Path) -> pd.DataFrame | None:
+    """A frame :func:`write_frame_cache` kept, exactly as it was typed; None if
+    there is none, it cannot be read, or it comes back with other dtypes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        noted = (table.schema.metadata or {}).get(_DTYPES_KEY, b"").decode()
+        frame = table.to_pandas()
+    except (OSError, ValueError, TypeError, pa.ArrowException):
+        return None
+    return frame if noted and _dtypes(frame) == noted else None
+
+
 def copy_file(source: Path, target: Path) -> Path:
     """Copy a file (the source is only read)."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +307,12 @@ def ensure_dir(path: Path) -> Path:
 def remove_tree(path: Path) -> None:
     """Remove a folder qmsnb created itself (staging); never used on inputs."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_cache_file(path: Path) -> None:
+    """Remove a file qmsnb keeps in its own cache; never used on inputs or reports."""
+    with contextlib.suppress(OSError):
+        Path(path).unlink()
 
 
 def move(source: Path, target: Path) -> Path:
