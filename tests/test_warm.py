@@ -449,6 +449,55 @@ def test_kernels_find_the_batch_prepared_tables_read_by_the_template(tmp_path: P
         assert "[3.0]" in printed
 
 
+def test_params_are_parsed_once_and_again_when_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from qmsnb import config
+
+    folder = tmp_path / "params"
+    for part in ("params", "notebooks"):
+        shutil.copytree(Path(__file__).resolve().parents[1] / part, tmp_path / part)
+    monkeypatch.setattr(config, "_REMEMBERED", {})
+    config.remember_params(folder)
+    parses: list[Path] = []
+    real_parse = config._parse
+    monkeypatch.setattr(config, "_parse", lambda f, m: parses.append(f) or real_parse(f, m))
+    first = config.load_params(tmp_path / "x" / ".." / "params")
+    assert parses == [] and first is config.load_params(folder)
+    plan = folder / "batch.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    changed = config.load_params(folder)
+    assert changed is not first and folder / "batch.yaml" in parses
+    assert config.load_params(folder, root=tmp_path) is not first  # another root: parsed
+
+
+def test_kernels_find_the_params_read_by_the_template(tmp_path: Path) -> None:
+    import shutil
+
+    for part in ("params", "notebooks"):
+        shutil.copytree(Path(__file__).resolve().parents[1] / part, tmp_path / part)
+    source = notebook(
+        tmp_path,
+        "uses_params",
+        "from qmsnb import config\n"
+        "config._parse = None  # parsing a file now would fail\n"
+        "params = config.load_params(params_dir)\n"
+        "print(sorted(params.departments)[:2])",
+        parameters='params_dir = ""',
+    )
+    out = tmp_path / "out"
+    jobs = [job(source, out, f"d{i}", params_dir="../../params") for i in range(2)]
+    assert Path(jobs[0].cwd, "../../params").resolve() == (tmp_path / "params").resolve()
+    results = run(WarmEngine(), jobs)
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    for result in results:
+        nb = nbformat.read(result.job.output, as_version=4)
+        printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert "['admin', 'complaints']" in printed
+
+
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

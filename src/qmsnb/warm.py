@@ -367,6 +367,7 @@ class WarmEngine:
     def __init__(self) -> None:
         self._template: Template | None = None
         self._prepared: str | None = None
+        self._params: str | None = None
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         #: workers started ahead by :meth:`start`, not yet given a slot
@@ -397,7 +398,7 @@ class WarmEngine:
             if not self._template_ready:
                 self._template.wait_ready()
                 self._template_ready = True
-                if self._prepared:
+                if self._prepared or self._params:
                     self._remember(self._template)
             return self._template
 
@@ -409,7 +410,13 @@ class WarmEngine:
         with contextlib.suppress(OSError, ConnectionError, ValueError):
             client = zygote.ZygoteClient(template.socket)
             try:
-                client.request({"op": "remember", "prepared": self._prepared})
+                client.request(
+                    {
+                        "op": "remember",
+                        "prepared": self._prepared or "",
+                        "params": self._params or "",
+                    }
+                )
             finally:
                 client.sock.close()
 
@@ -499,6 +506,7 @@ class WarmEngine:
         for item in enumerate(jobs):
             todo.put(item)
         self._prepared = _prepared_folder(jobs)
+        self._params = _shared_folder(jobs, "params_dir")
         self.start()
         slots = [
             threading.Thread(target=self._slot, args=(i, todo, done), daemon=True)
@@ -523,10 +531,15 @@ class WarmEngine:
 
 def _prepared_folder(jobs: Sequence[Job]) -> str | None:
     """The prepared-tables folder every job reads (``prepared_dir``), if they share one."""
+    return _shared_folder(jobs, "prepared_dir")
+
+
+def _shared_folder(jobs: Sequence[Job], parameter: str) -> str | None:
+    """The folder every job names in ``parameter`` (relative to its cwd), if they share one."""
     folders = {
-        str((Path(job.cwd or ".") / str(job.parameters["prepared_dir"])).resolve())
+        str((Path(job.cwd or ".") / str(job.parameters[parameter])).resolve())
         for job in jobs
-        if job.parameters.get("prepared_dir")
+        if job.parameters.get(parameter)
     }
     return folders.pop() if len(folders) == 1 else None
 

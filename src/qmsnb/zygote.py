@@ -23,7 +23,8 @@ session and process group, and dies with the template.
 Protocol (JSON lines over a Unix socket, one connection per worker):
 ``{"op": "fork", "argv": [...], "cwd": ..., "env": {...}}`` → ``{"pid": n}``;
 ``{"op": "ping"}`` → ``{"pid": n, "rss_mib": x}``; ``{"op": "remember", "prepared":
-folder}`` → ``{"remembered": true}`` (the batch's prepared tables read once into
+folder, "params": folder}`` → ``{"remembered": true}`` (the batch's prepared tables
+and params read once into
 the template, so every kernel forked afterwards has them: read-only data, the
 same for every report, copied on write like everything else); and, unasked,
 ``{"exit": pid, "code": c}`` on the connection that forked ``pid`` when it ends.
@@ -351,7 +352,10 @@ class _Server:
         elif op == "ping":
             self._send(conn, {"pid": os.getpid(), "rss_mib": _rss_mib(os.getpid())})
         elif op == "remember":
-            self._send(conn, _remember(str(request.get("prepared", ""))))
+            self._send(
+                conn,
+                _remember(str(request.get("prepared") or ""), str(request.get("params") or "")),
+            )
         elif op == "stop":
             self.running = False
         else:
@@ -398,15 +402,19 @@ class _Server:
         self.buffers[conn] = buffer
 
 
-def _remember(folder: str) -> dict[str, Any]:
-    """Read a batch's prepared tables into the template (:func:`qmsnb.prepare.remember`):
-    every kernel forked afterwards has them. A failure only means kernels read them."""
+def _remember(folder: str, params: str = "") -> dict[str, Any]:
+    """Read a batch's prepared tables and params into the template
+    (:func:`qmsnb.prepare.remember`, :func:`qmsnb.config.remember_params`): every
+    kernel forked afterwards has them. A failure only means kernels read them."""
     import gc
 
     try:
-        from qmsnb import prepare
+        from qmsnb import config, prepare
 
-        prepare.remember(Path(folder))
+        if folder:
+            prepare.remember(Path(folder))
+        if params:
+            config.remember_params(Path(params))
     except Exception as exc:  # the template must keep serving whatever happened
         return {"remembered": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     gc.collect()
