@@ -282,3 +282,67 @@ def test_partial_run_keeps_the_other_reports(cached_project: Path) -> None:
     assert entries["quality"]["built_in_run"] != second.run_id
     assert (folder / "quality" / "quality_objectives.html").read_bytes() == quality_html
     assert "quality/quality_objectives.html" in (folder / "index.html").read_text(encoding="utf-8")
+
+
+def test_longest_first_orders_by_the_last_run_and_keeps_the_plan_otherwise() -> None:
+    from qmsnb.batch import longest_first
+    from qmsnb.engines import Job
+
+    def job(dept: str, nb: str) -> Job:
+        return Job(notebook=nb, department=dept, source="", output="", parameters={}, timeout=1)
+
+    jobs = [job("a", "x"), job("b", "x"), job("organisation", "review"), job("c", "new")]
+    assert longest_first(jobs, None) == jobs
+    last = {
+        "reports": [
+            {"department": "a", "notebook": "x", "seconds": 0.4},
+            {"department": "b", "notebook": "x", "seconds": 0.6},
+            {"department": "organisation", "notebook": "review", "seconds": 1.1},
+            {"department": "gone", "notebook": "x", "seconds": 9.0},
+            {"department": "c", "notebook": "blocked", "seconds": None},
+        ]
+    }
+    ordered = longest_first(jobs, last)
+    # the new report counts as a typical one (the median, 0.6): after b, which ran first
+    assert [(j.department, j.notebook) for j in ordered] == [
+        ("organisation", "review"),
+        ("b", "x"),
+        ("c", "new"),
+        ("a", "x"),
+    ]
+
+
+class _TimedRunner:
+    """An engine that runs nothing: it records the order it was given and says each
+    report took the seconds its department's name implies."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def run(self, jobs, workers, on_done):
+        from qmsnb.engines import JobResult
+
+        results = []
+        for job in jobs:
+            self.order.append(job.department)
+            result = JobResult(job, "ok", {"admin": 0.3, "quality": 0.9}.get(job.department, 0.5))
+            on_done(result)
+            results.append(result)
+        return results
+
+
+def test_the_longest_report_of_the_last_run_starts_first_and_the_manifest_keeps_the_plan(
+    cached_project: Path,
+) -> None:
+    params = load_params(cached_project / "params")
+    chosen = dict(departments=["admin", "hotline_ops", "quality"], notebooks=["root_cause"])
+    first_runner = _TimedRunner()
+    first = run_batch(params, "2026-10", runner=first_runner, **chosen)
+    second_runner = _TimedRunner()
+    second = run_batch(params, "2026-10", runner=second_runner, **chosen)
+    assert second_runner.order == ["quality", "hotline_ops", "admin"]
+    plan_order = [r["department"] for r in first.reports]
+    assert first_runner.order == plan_order
+    assert [r["department"] for r in second.reports] == plan_order
