@@ -186,6 +186,7 @@ CASES: list[tuple[str, str, str, set[Any], set[str]]] = [
     ),
     ("truncated_download.csv", "callbacks", "fail", {("unreadable", None, None, ())}, set()),
     ("binary_renamed.csv", "calls", "fail", {("unreadable", None, None, ())}, set()),
+    ("excel_unicode_text.csv", "callbacks", "fail", {("unreadable", None, None, ())}, set()),
     ("empty.csv", "calls", "fail", {("unreadable", None, None, ())}, set()),
     (
         "truncated_workbook.xlsx",
@@ -227,6 +228,13 @@ def test_unreadable_files_say_why(checker: gate.Gate) -> None:
     assert "line 4" in truncated.meaning["en"]
     binary = _validate(checker, "binary_renamed.csv", "calls").failures[0]
     assert binary.detail == "error.data.binary_file"
+    # Excel's "Unicode Text" is named for what it is, with how to save it instead
+    unicode_text = _validate(checker, "excel_unicode_text.csv", "callbacks").failures[0]
+    assert unicode_text.detail == "error.data.utf16"
+    assert "excel_unicode_text.csv" in unicode_text.meaning["zh"]
+    assert (
+        "CSV UTF-8" in unicode_text.meaning["zh"] and "Unicode Text" in unicode_text.meaning["en"]
+    )
 
 
 def test_samples_show_the_original_values(checker: gate.Gate) -> None:

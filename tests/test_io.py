@@ -274,3 +274,23 @@ def test_a_cached_frame_comes_back_with_its_types_or_not_at_all(tmp_path: Path) 
     io.write_frame_cache(tmp_path / "loose.parquet", loose)
     assert io.read_frame_cache(tmp_path / "loose.parquet") is None
     assert io.read_frame_cache(tmp_path / "missing.parquet") is None
+
+
+def test_utf16_text_is_named_for_what_it_is_with_or_without_a_byte_order_mark(
+    tmp_path: Path, params: Params
+) -> None:
+    from qmsnb import io
+    from qmsnb.exceptions import DataError
+
+    text = "回访编号\t回访时间\r\nR1\t2026-10-01 09:00\r\n" * 20
+    with_bom = tmp_path / "with_bom.csv"
+    with_bom.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    ascii_heavy = tmp_path / "no_bom.csv"
+    ascii_heavy.write_bytes(("id\tdate\r\n" + "R1\t2026-10-01\r\n" * 50).encode("utf-16-le"))
+    for path in (with_bom, ascii_heavy):
+        with pytest.raises(DataError) as raised:
+            io.read_dataset(path, "callbacks", params)
+        assert raised.value.key == "error.data.utf16"
+    # Chinese text in GB18030 or UTF-8 has no zero bytes: read as before
+    assert not io._utf16("回访编号,回访时间\r\n".encode("gb18030") * 50)
+    assert not io._utf16("回访编号,回访时间\r\n".encode() * 50)

@@ -364,9 +364,33 @@ _TOTALS = re.compile(
 )
 
 
+def _utf16(head: bytes) -> bool:
+    """UTF-16 text (Excel's "Unicode Text"): a UTF-16 byte-order mark, or a zero
+    byte in every other position of mostly ASCII text; and, decoded so, text with
+    line breaks or separators in it."""
+    sample = head[:8192]
+    codec = None
+    if sample.startswith(b"\xff\xfe"):
+        codec, sample = "utf-16-le", sample[2:]
+    elif sample.startswith(b"\xfe\xff"):
+        codec, sample = "utf-16-be", sample[2:]
+    else:
+        half = len(sample) // 2
+        if half >= 8 and sample[1::2].count(0) > 0.6 * half:
+            codec = "utf-16-le"
+        elif half >= 8 and sample[0::2].count(0) > 0.6 * half:
+            codec = "utf-16-be"
+    if codec is None:
+        return False
+    text = sample[: len(sample) // 2 * 2].decode(codec, errors="replace")
+    return any(mark in text for mark in ("\t", "\n", ","))
+
+
 def _check_not_binary(head: bytes, path: Path) -> None:
     if not head.strip():
         raise DataError("error.data.empty_file", file=str(path))
+    if _utf16(head):
+        raise DataError("error.data.utf16", file=str(path))
     if b"\x00" in head[:8192]:
         raise DataError("error.data.binary_file", file=str(path))
 
