@@ -746,7 +746,14 @@ def pareto_figure(
             x0=-0.5, x1=vital - 0.5, fillcolor="#e8f0fe", opacity=0.5, line_width=0, layer="below"
         )
     fig.update_yaxes(title_text=names["tickets"], secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(range=[0, 105], ticksuffix="%", secondary_y=True, showgrid=False)
+    fig.update_yaxes(
+        range=[0, 105],
+        tickmode="array",
+        tickvals=[0, 20, 40, 60, 80, 100],
+        ticksuffix="%",
+        secondary_y=True,
+        showgrid=False,
+    )
     fig.update_xaxes(tickangle=-40, automargin=True, categoryorder="array", categoryarray=labels)
     fig = charts.style(fig, title, height=440)
     fig.update_layout(

@@ -1284,6 +1284,10 @@ def pareto_figure(
             "overlaying": "y",
             "side": "right",
             "range": [0, 105],
+            # plotly syncs an overlaying axis's ticks with the bars' gridlines
+            # (0%, 22%, 44%, ...); the share reads in round steps up to 100 %
+            "tickmode": "array",
+            "tickvals": [0, 20, 40, 60, 80, 100],
             "ticksuffix": "%",
             "showgrid": False,
         },
