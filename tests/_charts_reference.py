@@ -748,8 +748,9 @@ def pareto_figure(
     fig.update_yaxes(title_text=names["tickets"], secondary_y=False, rangemode="tozero")
     fig.update_yaxes(
         range=[0, 105],
-        tickmode="array",
-        tickvals=[0, 20, 40, 60, 80, 100],
+        tickmode="linear",
+        tick0=0,
+        dtick=20,
         ticksuffix="%",
         secondary_y=True,
         showgrid=False,

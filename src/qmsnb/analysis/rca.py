@@ -1286,8 +1286,9 @@ def pareto_figure(
             "range": [0, 105],
             # plotly syncs an overlaying axis's ticks with the bars' gridlines
             # (0%, 22%, 44%, ...); the share reads in round steps up to 100 %
-            "tickmode": "array",
-            "tickvals": [0, 20, 40, 60, 80, 100],
+            "tickmode": "linear",
+            "tick0": 0,
+            "dtick": 20,
             "ticksuffix": "%",
             "showgrid": False,
         },
