@@ -185,3 +185,19 @@ def test_language_and_params_may_follow_the_command(project: Path, capsys, after
     err = capsys.readouterr().err
     assert code == ExitCode.USER_ERROR
     assert "2025-01" in err and "没有导出文件" not in err
+
+
+def test_a_template_that_cannot_start_is_reported_without_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from qmsnb import zygote
+
+    def cannot_start(self):
+        raise OSError("cannot fork: resource temporarily unavailable")
+
+    monkeypatch.setattr(zygote.Template, "start", cannot_start)
+    code = main(["--params", str(project / "params"), "--lang", "en", "run", "--period", "2026-10"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.PROGRAM_ERROR
+    assert "cannot fork" in err and "Traceback" not in err
+    assert _engine_processes() == []

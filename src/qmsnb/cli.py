@@ -439,7 +439,11 @@ def _start_engine_early(args: argparse.Namespace) -> None:
     from qmsnb.engines import get_engine
 
     engine = get_engine("warm")
-    engine.start()  # type: ignore[attr-defined]
+    try:
+        engine.start()  # type: ignore[attr-defined]
+    except Exception:  # run_run starts it again and reports what is wrong
+        engine.close()  # type: ignore[attr-defined]
+        return
     args.early_engine = engine
 
 
