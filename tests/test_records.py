@@ -447,11 +447,8 @@ def test_prepare_snapshots_the_store_with_its_fingerprint(
     assert regs["actions"].set_index("action_id").loc[action_id, "owner"] == "快照测试"
 
 
-def test_a_batch_reads_an_unchanged_store_once_and_a_changed_one_again(
-    store: RecordsStore, params: Params, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from qmsnb import records
-
+def _count_typing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The registers typed from the store from now on, in order."""
     reads: list[str] = []
     real_frame = RecordsStore._frame
 
@@ -460,6 +457,15 @@ def test_a_batch_reads_an_unchanged_store_once_and_a_changed_one_again(
         return real_frame(self, conn, register, retired)
 
     monkeypatch.setattr(RecordsStore, "_frame", counted)
+    return reads
+
+
+def test_a_batch_reads_an_unchanged_store_once_and_a_changed_one_again(
+    store: RecordsStore, params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmsnb import records
+
+    reads = _count_typing(monkeypatch)
     action_id = store.frame("actions")["action_id"].iloc[0]
     reads.clear()
     with records.snapshots_reused():
@@ -500,14 +506,7 @@ def test_typed_registers_are_kept_between_runs_and_typed_again_on_any_change(
     record, a changed params file or a damaged cache file types it afresh."""
     from qmsnb import records
 
-    reads: list[str] = []
-    real_frame = RecordsStore._frame
-
-    def counted(self: RecordsStore, conn: object, register: str, retired: bool = False):
-        reads.append(register)
-        return real_frame(self, conn, register, retired)
-
-    monkeypatch.setattr(RecordsStore, "_frame", counted)
+    reads = _count_typing(monkeypatch)
     cache = params.output_dir / ".cache" / "records"
     first, _ = records.snapshot(params)  # types what is not cached yet
     assert sorted(p.name.split("-")[0] for p in cache.glob("*.parquet")) == sorted(REGISTERS)
@@ -516,7 +515,7 @@ def test_typed_registers_are_kept_between_runs_and_typed_again_on_any_change(
     assert reads == []
     with store._read() as conn:
         for register in REGISTERS:
-            fresh = real_frame(store, conn, register)
+            fresh = store._frame(conn, register)  # typed now, from the store
             pd.testing.assert_frame_equal(kept[register].frame, fresh, check_exact=True)
             assert kept[register].sha256 == first[register].sha256
     # a saved change: only that register is typed again, with the change in it

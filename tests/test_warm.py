@@ -392,6 +392,12 @@ def test_a_forked_kernel_is_used_right_after_ready_and_stopped_at_once(tmp_path:
     assert all("".join(t) == "first\nsecond\n" for t in texts), texts
 
 
+def _printed(result: JobResult) -> str:
+    """Everything the executed notebook's cells printed."""
+    nb = nbformat.read(result.job.output, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
 def _prepared_folder(folder: Path, value: float) -> Path:
     """A minimal prepared folder: meta.json and a KPI table holding ``value``."""
     import pandas as pd
@@ -443,10 +449,7 @@ def test_kernels_find_the_batch_prepared_tables_read_by_the_template(tmp_path: P
     engine = WarmEngine()
     results = run(engine, jobs)
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
-    for result in results:
-        nb = nbformat.read(result.job.output, as_version=4)
-        printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-        assert "[3.0]" in printed
+    assert all("[3.0]" in _printed(result) for result in results)
 
 
 def test_params_are_parsed_once_and_again_when_changed(
@@ -492,10 +495,7 @@ def test_kernels_find_the_params_read_by_the_template(tmp_path: Path) -> None:
     assert Path(jobs[0].cwd, "../../params").resolve() == (tmp_path / "params").resolve()
     results = run(WarmEngine(), jobs)
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
-    for result in results:
-        nb = nbformat.read(result.job.output, as_version=4)
-        printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-        assert "['admin', 'complaints']" in printed
+    assert all("['admin', 'complaints']" in _printed(result) for result in results)
 
 
 def _gone(pid: int) -> bool:

@@ -1342,6 +1342,7 @@ def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]
         if reused is not None and reused[0] is params and reused[1] == whole:
             return {k: _copy_table(v) for k, v in reused[2].items()}, dict(reused[3])
         tables: dict[str, io.LoadedTable] = {}
+        typing = _typing_key(params)
         for register in store._owned(conn):
             if register not in DATASETS:
                 continue
@@ -1350,7 +1351,7 @@ def snapshot(params: Params) -> tuple[dict[str, io.LoadedTable], dict[str, Any]]
                 dataset=DATASETS[register],
                 path=_sqlite_file(store.url) or Path(register),
                 sha256=fingerprint,
-                frame=_typed_register(store, conn, register, fingerprint, params),
+                frame=_typed_register(store, conn, register, fingerprint, typing, params),
                 source=f"{store.display_url}#{register}",
             )
         info = {"url": store.display_url, "fingerprint": whole, "registers": sorted(tables)}
@@ -1379,6 +1380,7 @@ def _typing_code() -> str:
 
 
 def _typing_key(params: Params) -> str:
+    """:func:`_typing_code` and every params file's content, as a hash."""
     digest = hashlib.sha256(_typing_code().encode())
     for file in sorted(params.folder.glob("*.yaml")):
         digest.update(f"{file.name}:{io.sha256_file(file)}".encode())
@@ -1386,7 +1388,12 @@ def _typing_key(params: Params) -> str:
 
 
 def _typed_register(
-    store: RecordsStore, conn: sa.Connection, register: str, fingerprint: str, params: Params
+    store: RecordsStore,
+    conn: sa.Connection,
+    register: str,
+    fingerprint: str,
+    typing: str,
+    params: Params,
 ) -> pd.DataFrame:
     """A register typed (:meth:`RecordsStore._frame`), or as typed by an earlier run.
 
@@ -1397,7 +1404,7 @@ def _typed_register(
     so any change to any of them types it again.
     """
     folder = params.output_dir / ".cache" / "records"
-    key = hashlib.sha256(f"{register}|{fingerprint}|{_typing_key(params)}".encode())
+    key = hashlib.sha256(f"{register}|{fingerprint}|{typing}".encode())
     path = folder / f"{register}-{key.hexdigest()[:32]}.parquet"
     if path.is_file():
         cached = io.read_frame_cache(path)

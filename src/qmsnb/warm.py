@@ -505,7 +505,7 @@ class WarmEngine:
         todo: queue.SimpleQueue[tuple[int, Job]] = queue.SimpleQueue()
         for item in enumerate(jobs):
             todo.put(item)
-        self._prepared = _prepared_folder(jobs)
+        self._prepared = _shared_folder(jobs, "prepared_dir")
         self._params = _shared_folder(jobs, "params_dir")
         self.start()
         slots = [
@@ -527,11 +527,6 @@ class WarmEngine:
         for i in missing:  # a slot died unexpectedly: say so rather than lose the report
             results[i] = JobResult(jobs[i], "crashed", 0.0, error="not run: engine slot failed")
         return [results[i] for i in range(len(jobs))]
-
-
-def _prepared_folder(jobs: Sequence[Job]) -> str | None:
-    """The prepared-tables folder every job reads (``prepared_dir``), if they share one."""
-    return _shared_folder(jobs, "prepared_dir")
 
 
 def _shared_folder(jobs: Sequence[Job], parameter: str) -> str | None:
