@@ -83,6 +83,13 @@ CASES: list[tuple[str, str, str, set[Any], set[str]]] = [
         set(),
         {"note.merged_header", "note.title_rows", "note.percent_text"},
     ),
+    (
+        "cover_sheet_first.xlsx",
+        "monthly_indicators",
+        "pass",
+        set(),
+        {"note.xlsx_sheet", "note.merged_header", "note.title_rows", "note.percent_text"},
+    ),
     # rejected
     (
         "renamed_column.csv",

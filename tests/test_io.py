@@ -294,3 +294,15 @@ def test_utf16_text_is_named_for_what_it_is_with_or_without_a_byte_order_mark(
     # Chinese text in GB18030 or UTF-8 has no zero bytes: read as before
     assert not io._utf16("回访编号,回访时间\r\n".encode("gb18030") * 50)
     assert not io._utf16("回访编号,回访时间\r\n".encode() * 50)
+
+
+def test_the_sheet_holding_the_table_is_read_and_named(params: Params) -> None:
+    """An instructions sheet in front of the data is passed over, with a note."""
+    from qmsnb import io
+
+    bad = Path(__file__).parent / "fixtures" / "bad_exports"
+    behind = io.read_dataset(bad / "cover_sheet_first.xlsx", "monthly_indicators", params)
+    alone = io.read_dataset(bad / "merged_header.xlsx", "monthly_indicators", params)
+    pd.testing.assert_frame_equal(behind.frame, alone.frame)
+    assert ("note.xlsx_sheet", {"sheet": "Sheet", "first": "填报说明"}) in behind.notes
+    assert not any(key == "note.xlsx_sheet" for key, _ in alone.notes)

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from qmsnb.config import Params
 
 #: Bump when the way results are computed changes (invalidates the cache).
-GATE_VERSION = "3"
+GATE_VERSION = "4"
 #: Row numbers (and values) kept per failed expectation.
 MAX_SAMPLES = 20
 #: Severities of an expectation in a suite.

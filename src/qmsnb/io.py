@@ -501,8 +501,25 @@ def _xlsx_cell_text(cell: Any) -> str:
     return str(value)
 
 
+def _table_sheet(book: Any, dataset: Dataset) -> Any:
+    """The worksheet whose first rows name most of the dataset's columns (the
+    first sheet when none names more)."""
+    known = header_map(dataset)
+    best, best_hits = book.worksheets[0], 0
+    for sheet in book.worksheets:
+        rows = sheet.iter_rows(max_row=_HEADER_SEARCH_ROWS, values_only=True)
+        hits = max(
+            (sum(_header_key(v) in known for v in row if v is not None) for row in rows),
+            default=0,
+        )
+        if hits > best_hits:
+            best, best_hits = sheet, hits
+    return best
+
+
 def _xlsx_grid(path: Path, table: LoadedTable) -> pd.DataFrame:
-    """The first worksheet as a grid of strings; merged header cells are filled.
+    """The worksheet holding the table (:func:`_table_sheet`) as a grid of strings;
+    merged header cells are filled.
 
     A header cell merged over several columns or rows (a two-level header) holds
     its text only in its top-left cell; every cell of the merged range gets that
@@ -520,7 +537,11 @@ def _xlsx_grid(path: Path, table: LoadedTable) -> pd.DataFrame:
         book = load_workbook(path, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken file
         raise DataError("error.data.xlsx_unreadable", file=str(path), problem=str(exc)) from exc
-    sheet = book.worksheets[0]
+    sheet = _table_sheet(book, table.dataset)
+    if sheet is not book.worksheets[0]:  # e.g. a 填报说明 sheet in front of the data
+        table.notes.append(
+            ("note.xlsx_sheet", {"sheet": sheet.title, "first": book.worksheets[0].title})
+        )
     grid = [[_xlsx_cell_text(cell) for cell in row] for row in sheet.iter_rows()]
     filled = False
     for merged in sheet.merged_cells.ranges:
